@@ -1,0 +1,1 @@
+"""bench: orchestration of SKD-Bench (CLI, grids, executors, result records, reports)."""

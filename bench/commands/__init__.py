@@ -1,0 +1,1 @@
+"""Sub-commands of ``skd-bench``; each module registers one with ``add_parser``."""

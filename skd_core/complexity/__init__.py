@@ -1,0 +1,1 @@
+"""Complexity: parameters, MACs/FLOPs, throughput/latency and peak memory, with stated units."""
