@@ -1,0 +1,84 @@
+"""Claim files: at most one runner works on a job, across processes and machines sharing a folder.
+
+A lock is a file created with ``O_CREAT | O_EXCL`` (atomic on POSIX and NFSv3+) holding the
+owner's host and pid. A lock whose owner is on this host and no longer alive (a runner killed with
+SIGKILL) is stale and is taken over. Locks of other hosts are trusted until removed by hand (or
+until they are older than ``stale_after`` seconds, when set).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from types import TracebackType
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class FileLock:
+    """``with FileLock(path):`` blocks until acquired; ``try_acquire()`` does not block."""
+
+    def __init__(self, path: Path, poll: float = 1.0, stale_after: float | None = None) -> None:
+        self.path = Path(path)
+        self.poll = poll
+        self.stale_after = stale_after
+        self.held = False
+
+    def owner(self) -> dict | None:
+        """The lock file's content, or None when unlocked (or unreadable mid-write)."""
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def is_stale(self) -> bool:
+        owner = self.owner()
+        if owner is None:
+            return False
+        if owner.get("host") == socket.gethostname() and not _alive(int(owner.get("pid", -1))):
+            return True
+        return self.stale_after is not None and time.time() - float(owner.get("time", 0)) > self.stale_after
+
+    def try_acquire(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if self.is_stale():
+                    self.path.unlink(missing_ok=True)
+                    continue
+                return False
+            with os.fdopen(fd, "w") as f:
+                json.dump({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}, f)
+            self.held = True
+            return True
+        return False
+
+    def acquire(self) -> None:
+        while not self.try_acquire():
+            time.sleep(self.poll)
+
+    def release(self) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+
+    def __enter__(self) -> FileLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.release()

@@ -1,0 +1,115 @@
+"""Scale profiles: named, inspectable presets of models, data and schedules (DESIGN section 5).
+
+A grid or a ``skd-bench train`` call names a profile and overrides only what it studies.
+``skd-bench profiles`` prints them.
+
+- ``smoke``: CI and tests; tiny models, a few steps, seconds per cell.
+- ``cpu`` (default): a laptop or CI box without GPU; small Restormer-family teacher and student on
+  the embedded data; the whole default grid, teacher included, is meant to fit ~30 min on 2 cores.
+- ``paper``: GPU machines; the official Restormer teacher (trained, or an official checkpoint via
+  ``teacher_checkpoint``) and the public DCKD student on real datasets from folders. Student
+  schedule from the SKD authors' hints (Adam, batch 8, patch 128, cosine); teacher schedule from
+  the official Restormer recipe (AdamW 3e-4, betas 0.9/0.999, wd 1e-4, cosine to 1e-6, 300k
+  iterations; its progressive patch sizes are replaced by a fixed 128 crop).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from skd_core.errors import ConfigError, check_keys
+from skd_core.registry import Registry
+from skd_core.train.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything a cell needs besides the method and what an ablation changes."""
+
+    name: str
+    description: str
+    teacher: str
+    student: str
+    teacher_train: TrainConfig
+    student_train: TrainConfig
+    train_data: str = "embedded"  # "embedded" or "folder:PATH"
+    test_data: str = "embedded"
+    layout: str | None = None  # folder layout preset for folder data
+    teacher_checkpoint: str | None = None  # use this file as the teacher instead of training one
+    eval_max_side: int = 0  # 0: evaluate whole test images; else centre-crop to this side
+    throughput_size: tuple[int, int] = (256, 256)
+    method_options: dict[str, Any] = field(default_factory=dict)  # profile-wide distillation defaults
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def override(self, overrides: Mapping[str, Any], where: str = "profile overrides") -> Profile:
+        """A copy with ``overrides`` applied; ``teacher_train``/``student_train`` merge key by key."""
+        names = [f.name for f in dataclasses.fields(self)]
+        check_keys(overrides, names, "profile key", where)
+        changes: dict[str, Any] = {}
+        for key, value in overrides.items():
+            if key in ("teacher_train", "student_train"):
+                if not isinstance(value, Mapping):
+                    raise ConfigError(f"{where}: {key} must be a mapping, got {value!r}")
+                base = getattr(self, key).to_dict()
+                changes[key] = TrainConfig.from_dict({**base, **value}, where=f"{where}.{key}")
+            elif key == "method_options":
+                changes[key] = {**self.method_options, **value}
+            elif key == "throughput_size":
+                changes[key] = tuple(value)
+            else:
+                changes[key] = value
+        return dataclasses.replace(self, **changes)
+
+
+PROFILES: Registry[Profile] = Registry("profile")
+
+
+def get_profile(name: str) -> Profile:
+    return PROFILES.get(name)
+
+
+PROFILES.register("smoke", Profile(
+    name="smoke",
+    description="CI and tests: tiny models, a few steps on small embedded crops, seconds per cell",
+    teacher="teacher-smoke",
+    student="student-smoke",
+    teacher_train=TrainConfig(steps=6, batch=2, crop=32, lr=1e-3),
+    student_train=TrainConfig(steps=4, batch=2, crop=32, lr=1e-3),
+    eval_max_side=64,
+    throughput_size=(64, 64),
+))
+
+PROFILES.register("cpu", Profile(
+    name="cpu",
+    description="laptop / CI box without GPU: small Restormer-family teacher and student, embedded data",
+    teacher="teacher-cpu",
+    student="student-cpu",
+    teacher_train=TrainConfig(steps=500, batch=8, crop=64, lr=2e-3, min_lr=1e-5, warmup_steps=20,
+                              grad_clip=0.0),
+    student_train=TrainConfig(steps=150, batch=8, crop=48, lr=2e-3, min_lr=1e-5, warmup_steps=10,
+                              grad_clip=0.0),
+    eval_max_side=256,
+    throughput_size=(128, 128),
+))
+
+PROFILES.register("paper", Profile(
+    name="paper",
+    description="GPU: official Restormer teacher (trained or --teacher-checkpoint) and the DCKD student "
+                "on real datasets from folders (set train_data/test_data/layout)",
+    teacher="restormer",
+    student="student-dckd",
+    teacher_train=TrainConfig(steps=300_000, batch=8, crop=128, lr=3e-4, min_lr=1e-6, weight_decay=1e-4,
+                              optimizer="adamw", grad_clip=0.01, amp="bf16", val_every=4000,
+                              checkpoint_every=4000),
+    student_train=TrainConfig(steps=100_000, batch=8, crop=128, lr=2e-4, min_lr=1e-6, weight_decay=0.0,
+                              optimizer="adam", grad_clip=0.01, amp="bf16", val_every=4000,
+                              checkpoint_every=4000),
+    train_data="",
+    test_data="",
+    throughput_size=(256, 256),
+))

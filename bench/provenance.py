@@ -1,0 +1,93 @@
+"""What identifies a number: code version, library versions and machine (pytest-benchmark style)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from skd_core.complexity.env import cpu_name
+
+REPO = Path(__file__).resolve().parents[1]
+CODE_DIRS = ("skd_core", "bench")
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """Hash of the library and orchestration sources (``skd_core/``, ``bench/``), 12 hex digits.
+
+    Cell identity uses this instead of the git commit, so a commit that only touches docs or
+    tests keeps finished cells valid while any code change invalidates them.
+    """
+    h = hashlib.sha256()
+    for d in CODE_DIRS:
+        for path in sorted((REPO / d).rglob("*.py")):
+            h.update(str(path.relative_to(REPO)).encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()[:12]
+
+
+@functools.lru_cache(maxsize=1)
+def git_info() -> dict[str, Any]:
+    """Commit, branch and dirty flag of the checkout (empty values outside git)."""
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10,
+                                  check=True).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": git("rev-parse", "HEAD"), "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
+            "dirty": bool(status)}
+
+
+def versions() -> dict[str, str]:
+    import numpy
+    import skimage
+
+    import skd_core
+
+    out = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
+           "scikit-image": skimage.__version__, "skd_core": skd_core.__version__,
+           "cuda": torch.version.cuda or "none"}
+    try:
+        import fvcore  # noqa: F401
+        from importlib.metadata import version
+
+        out["fvcore"] = version("fvcore")
+    except Exception:  # fvcore is a dependency; a broken install is reported, not fatal here
+        out["fvcore"] = "unavailable"
+    return out
+
+
+def machine() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "node": platform.node(),
+        "system": platform.system(),
+        "machine": platform.machine(),
+        "processor": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    return info
+
+
+def provenance() -> dict[str, Any]:
+    """The block stored beside every result: code, git, versions, machine."""
+    return {"code_version": code_version(), "git": git_info(), "versions": versions(), "machine": machine()}
+
+
+def config_hash(config: Any, n: int = 16) -> str:
+    """Stable hash of JSON-able ``config`` (sorted keys)."""
+    blob = json.dumps(config, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:n]

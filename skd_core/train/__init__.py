@@ -1,0 +1,1 @@
+"""Training: teacher, scratch student and distilled student share one loop with exact resume."""

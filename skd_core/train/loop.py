@@ -1,0 +1,117 @@
+"""The training loop shared by teacher, scratch-student and distilled-student runs.
+
+Determinism: batch ``k`` is made of dataset items ``k*B .. k*B+B-1`` and every item is a pure
+function of (dataset seed, index), so a run resumed from a checkpoint at step ``k`` sees exactly
+the batches an uninterrupted run sees; with the optimizer, scheduler and RNG state restored, CPU
+runs end bit-identical.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from ..errors import SkdError
+from .checkpoint import TrainState, has_checkpoint, load_checkpoint_into, save_checkpoint, save_weights
+from .config import TrainConfig
+from .schedule import build_optimizer, build_scheduler
+
+#: per-step loss terms are logged this many times per run (plus the last step)
+LOG_POINTS = 100
+
+
+class NonFiniteLossError(SkdError, FloatingPointError):
+    """A loss became NaN/inf; the message names the run folder, the step and each loss term."""
+
+
+@dataclass
+class FitResult:
+    steps: int
+    seconds: float  # wall time of the optimisation, summed over resumed segments
+    history: list[dict[str, float]]
+    resumed_from: int  # 0 when the run started fresh
+
+
+def batch_at(dataset: Dataset, step: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``step``-th batch: items ``step*batch`` .. ``step*batch + batch - 1`` stacked."""
+    items = [dataset[step * batch + i] for i in range(batch)]
+    return torch.stack([lq for lq, _ in items]), torch.stack([gt for _, gt in items])
+
+
+def fit(
+    distiller: nn.Module,
+    dataset: Dataset,
+    cfg: TrainConfig,
+    run_dir: Path,
+    *,
+    device: torch.device | str = "cpu",
+    resume: bool = False,
+    validate: Callable[[], float] | None = None,
+    progress: bool = True,
+    desc: str = "train",
+) -> FitResult:
+    """Optimise ``distiller`` (its ``forward(lq, gt)`` returns ``.loss`` and ``.terms``) for
+    ``cfg.steps`` steps; checkpoints go to ``run_dir/checkpoint``. ``validate()`` returns the
+    validation PSNR in dB and is called every ``cfg.val_every`` steps."""
+    device = torch.device(device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    ckpt_dir = Path(run_dir) / "checkpoint"
+    params = list(distiller.trainable_parameters())
+    opt = build_optimizer(params, cfg)
+    sched = build_scheduler(opt, cfg)
+    state = TrainState()
+    if resume and has_checkpoint(ckpt_dir):
+        state = load_checkpoint_into(ckpt_dir, distiller, opt, sched)
+    resumed_from = state.step
+    log_every = max(1, cfg.steps // LOG_POINTS)
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if cfg.amp == "bf16" and device.type == "cuda"
+        else contextlib.nullcontext()
+    )
+    bar = tqdm(total=cfg.steps, initial=state.step, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
+    t0 = time.perf_counter()
+    seconds_before = state.seconds
+    for step in range(state.step, cfg.steps):
+        lq, gt = (t.to(device, non_blocking=True) for t in batch_at(dataset, step, cfg.batch))
+        distiller.train()
+        with autocast:
+            out = distiller(lq, gt)
+        loss = out.loss.float()
+        if not math.isfinite(loss.item()):
+            terms = ", ".join(f"{k}={v:.4g}" for k, v in out.terms.items())
+            raise NonFiniteLossError(f"non-finite loss {loss.item()} at step {step} of run {run_dir} ({terms})")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+        sched.step()
+        done = step + 1
+        if done % log_every == 0 or done == cfg.steps:
+            state.history.append({"step": done, "loss": loss.item(), "lr": sched.get_last_lr()[0], **out.terms})
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+        if validate is not None and cfg.val_every and (done % cfg.val_every == 0 or done == cfg.steps):
+            state.history.append({"step": done, "val_psnr": validate()})
+        bar.update(1)
+        if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.steps:
+            state.step, state.seconds = done, seconds_before + time.perf_counter() - t0
+            save_checkpoint(ckpt_dir, distiller, opt, sched, state)
+    bar.close()
+    state.step = cfg.steps
+    state.seconds = seconds_before + time.perf_counter() - t0
+    save_checkpoint(ckpt_dir, distiller, opt, sched, state)
+    return FitResult(cfg.steps, state.seconds, state.history, resumed_from)
+
+
+__all__ = ["FitResult", "NonFiniteLossError", "batch_at", "fit", "save_weights"]
