@@ -21,7 +21,7 @@ import numbers
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as F  # noqa: N812 -- the torch convention
 from torch import nn
 
 LAYER_NORM_TYPES = ("WithBias", "BiasFree")

@@ -1,0 +1,45 @@
+"""The SKD feature loss ``L_GK`` (DESIGN section 1).
+
+``L_GK = sum over taps [ D(S, T) + alpha1 (D(S_c, T) + D(S_s, T)) ]`` where ``S`` is the
+*adapted* student feature (``B, C_T, H, W``), ``T`` the teacher feature, ``S_c`` / ``S_s`` the
+channel / spatial cross-net attention of ``S`` queried by ``T`` (:mod:`skd_core.mca`) and ``D``
+a feature distance (:mod:`skd_core.losses.distance`; GK by default). A term whose MCA form is
+switched off (``dims``) is left out, not counted as zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..mca import CrossNetAttention
+
+
+class SKDFeatureLoss(nn.Module):
+    """``forward(student, teacher)`` over the taps of two ``path -> B, C, H, W`` maps returns the parts
+    of ``L_GK``: ``"feature"`` = sum D(S, T), and where enabled ``"channel"`` = alpha1 sum D(S_c, T)
+    and ``"spatial"`` = alpha1 sum D(S_s, T); ``L_GK`` is the sum of the parts."""
+
+    def __init__(self, distance: nn.Module, mca: CrossNetAttention, alpha1: float = 0.5) -> None:
+        super().__init__()
+        self.distance = distance
+        self.mca = mca
+        self.alpha1 = alpha1
+
+    def forward(
+        self, student: Mapping[str, torch.Tensor], teacher: Mapping[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        if set(student) != set(teacher) or not student:
+            raise ConfigError(f"SKD loss needs the same non-empty taps, got {list(student)} and {list(teacher)}")
+        parts: dict[str, torch.Tensor] = {}
+        for path, t in teacher.items():
+            s = student[path]
+            terms = {"feature": self.distance(s, t)}
+            for dim, attended in self.mca(s, t).items():
+                terms[dim] = self.alpha1 * self.distance(attended, t)
+            for name, value in terms.items():
+                parts[name] = parts[name] + value if name in parts else value
+        return parts

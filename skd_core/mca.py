@@ -1,0 +1,137 @@
+"""Multi-dimensional cross-net attention (MCA), DESIGN section 1.
+
+Student feature ``S`` and teacher feature ``T`` at one tap are ``B, C, H, W`` tensors, read as
+``C x N`` matrices with ``N = H*W``. The teacher gives the queries, the student the keys and values:
+
+- **channel**: ``S_c = softmax(T S^T / lambda) S``, a ``C_T x C_S`` map (softmax over student
+  channels), like Restormer's transposed MDTA attention but across the two networks; result
+  ``B, C_T, H, W``.
+- **spatial**: ``S_s[:, n] = sum_m softmax_m(<t_n, s_m> / lambda) s_m`` (*ours*: the reading of
+  ``S_f softmax(T_f^T S_f / lambda)`` with the softmax over student tokens); needs ``C_S == C_T``
+  (use adapters); result ``B, C_S, H, W``. Computed with
+  ``torch.nn.functional.scaled_dot_product_attention`` on ``B, 1, N, C`` tensors, which never
+  materialises the ``N x N`` map. (On CPU the layout matters: torch 2.13 sends 3-D inputs, or
+  inputs without a unit stride on ``C``, that need a gradient to its explicit math kernel --
+  about 3 GiB instead of under 50 MiB for a forward+backward at N = 16384, C = 48.)
+
+Readings the paper leaves open, each a named option (*ours*):
+
+- ``normalize``: ``"l2"`` (default) L2-normalises the query and key rows along the contracted
+  axis first -- over ``N`` for the channel form, over ``C`` for the spatial form -- exactly as
+  Restormer's MDTA does before its ``C x C`` product, so logits are cosine similarities in
+  [-1, 1] and ``lambda`` has the same meaning at every tap and width; values stay un-normalised.
+  ``"none"`` uses raw inner products, the formula as printed (logits then scale with feature
+  magnitude and ``N`` or ``C``, so the softmax saturates on real features).
+- ``temperature``: ``lambda`` *divides* the logits, as the formula is printed. Default 1.0, the
+  initial value of MDTA's learnable temperature (MDTA multiplies by it; at 1.0 the two agree).
+  The paper's hint "temperature 1e-6" has no stated meaning; as a divisor of cosine logits it
+  makes the softmax a hard arg-max, so it is not the default, but it can be set.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F  # noqa: N812 -- the torch convention
+from torch import nn
+
+from .errors import ConfigError, unknown
+
+MCA_DIMS = ("none", "channel", "spatial", "both")
+NORMALIZATIONS = ("l2", "none")
+SPATIAL_IMPLS = ("sdpa", "matmul")
+
+
+def _check_temperature(temperature: float) -> None:
+    if not temperature > 0:
+        raise ConfigError(f"MCA temperature must be > 0, got {temperature!r}")
+
+
+def _check_pair(student: torch.Tensor, teacher: torch.Tensor, same_width: bool) -> None:
+    if student.dim() != 4 or teacher.dim() != 4:
+        raise ConfigError(f"MCA takes B, C, H, W features, got {tuple(student.shape)} and {tuple(teacher.shape)}")
+    s_b, s_c, *s_hw = student.shape
+    t_b, t_c, *t_hw = teacher.shape
+    if s_b != t_b or s_hw != t_hw or (same_width and s_c != t_c):
+        need = "equal B, C, H, W" if same_width else "equal B, H, W"
+        raise ConfigError(
+            f"MCA needs {need} for student and teacher features, got {tuple(student.shape)} and "
+            f"{tuple(teacher.shape)} (map the student width with adapters first)"
+        )
+
+
+def channel_attention(
+    student: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0, normalize: str = "l2"
+) -> torch.Tensor:
+    """``S_c = softmax(T S^T / temperature) S``: student ``B, C_S, H, W`` and teacher ``B, C_T, H, W``
+    give ``B, C_T, H, W``. ``normalize="l2"`` normalises each channel row over ``N`` first."""
+    _check_temperature(temperature)
+    _check_pair(student, teacher, same_width=False)
+    if normalize not in NORMALIZATIONS:
+        raise unknown("MCA normalization", normalize, NORMALIZATIONS)
+    b, _, h, w = student.shape
+    s = student.flatten(2)  # B, C_S, N
+    t = teacher.flatten(2)  # B, C_T, N
+    q, k = (F.normalize(t, dim=-1), F.normalize(s, dim=-1)) if normalize == "l2" else (t, s)
+    attn = torch.softmax(q @ k.transpose(1, 2) / temperature, dim=-1)  # B, C_T, C_S
+    return (attn @ s).reshape(b, -1, h, w)
+
+
+def spatial_attention(
+    student: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0, normalize: str = "l2",
+    impl: str = "sdpa",
+) -> torch.Tensor:
+    """``S_s[:, n] = sum_m softmax_m(<t_n, s_m> / temperature) s_m`` for student and teacher
+    ``B, C, H, W`` (equal widths); returns ``B, C, H, W``. ``normalize="l2"`` normalises each token
+    over ``C`` first. ``impl="sdpa"`` never builds the ``N x N`` map; ``"matmul"`` does (the explicit
+    product, for reference and memory comparison only)."""
+    _check_temperature(temperature)
+    _check_pair(student, teacher, same_width=True)
+    if normalize not in NORMALIZATIONS:
+        raise unknown("MCA normalization", normalize, NORMALIZATIONS)
+    if impl not in SPATIAL_IMPLS:
+        raise unknown("spatial MCA implementation", impl, SPATIAL_IMPLS)
+    b, c, h, w = student.shape
+    # B, 1, N, C (one head), contiguous: the fused CPU kernels need a unit stride on C
+    s = student.flatten(2).transpose(1, 2).contiguous().unsqueeze(1)
+    t = teacher.flatten(2).transpose(1, 2).contiguous().unsqueeze(1)
+    q, k = (F.normalize(t, dim=-1), F.normalize(s, dim=-1)) if normalize == "l2" else (t, s)
+    if impl == "sdpa":
+        out = F.scaled_dot_product_attention(q, k, s, scale=1.0 / temperature)
+    else:
+        out = torch.softmax(q @ k.transpose(-2, -1) / temperature, dim=-1) @ s  # B, 1, N, N map
+    return out.squeeze(1).transpose(1, 2).reshape(b, c, h, w)
+
+
+class CrossNetAttention(nn.Module):
+    """Channel and/or spatial MCA of a student feature with a teacher feature (no parameters).
+
+    ``dims``: ``"none" | "channel" | "spatial" | "both"``. ``forward(student, teacher)`` returns a
+    dict with the selected forms under ``"channel"`` and ``"spatial"`` (empty for ``"none"``).
+    """
+
+    def __init__(
+        self, dims: str = "both", temperature: float = 1.0, normalize: str = "l2", impl: str = "sdpa"
+    ) -> None:
+        super().__init__()
+        if dims not in MCA_DIMS:
+            raise unknown("MCA dims", dims, MCA_DIMS)
+        if normalize not in NORMALIZATIONS:
+            raise unknown("MCA normalization", normalize, NORMALIZATIONS)
+        if impl not in SPATIAL_IMPLS:
+            raise unknown("spatial MCA implementation", impl, SPATIAL_IMPLS)
+        _check_temperature(temperature)
+        self.dims = dims
+        self.temperature = temperature
+        self.normalize = normalize
+        self.impl = impl
+
+    def forward(self, student: torch.Tensor, teacher: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = {}
+        if self.dims in ("channel", "both"):
+            out["channel"] = channel_attention(student, teacher, self.temperature, self.normalize)
+        if self.dims in ("spatial", "both"):
+            out["spatial"] = spatial_attention(student, teacher, self.temperature, self.normalize, self.impl)
+        return out
+
+    def extra_repr(self) -> str:
+        return f"dims={self.dims!r}, temperature={self.temperature}, normalize={self.normalize!r}, impl={self.impl!r}"
