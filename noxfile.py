@@ -37,3 +37,59 @@ def lint(session: nox.Session) -> None:
     """ruff over the code."""
     session.install("ruff>=0.5")
     session.run("ruff", "check", "skd_core", "bench", "tests", "noxfile.py")
+
+
+DEFAULT_STUDIES = ("mca_dims", "contrastive", "distance", "student_sizes", "kd_methods")
+
+
+def _grid_args(session: nox.Session, default_studies: tuple[str, ...], default_profile: str) -> list[str]:
+    """posargs: study names (or grid files) first, then any ``skd-bench run`` options, e.g.
+    ``nox -s ablations -- mca_dims distance --profile smoke --workers 2 --executor ray``."""
+    args = list(session.posargs)
+    studies = []
+    while args and not args[0].startswith("-"):
+        studies.append(args.pop(0))
+    files = [s if s.endswith(".yaml") else f"ablations/{s}.yaml" for s in studies or default_studies]
+    if "--profile" not in args:
+        args += ["--profile", default_profile]
+    return files + args
+
+
+@nox.session
+def ablations(session: nox.Session) -> None:
+    """The default studies on the `cpu` profile (embedded data), then their reports under results/."""
+    install(session)
+    args = _grid_args(session, DEFAULT_STUDIES, "cpu")
+    if "--workers" not in args:
+        args += ["--workers", "2"]
+    session.run("skd-bench", "run", *args)
+    report_args = [a for a in args if a.endswith(".yaml")] + _passthrough(args, ("--profile", "--runs-dir", "--set"))
+    session.run("skd-bench", "report", *report_args)
+
+
+@nox.session
+def paper_tables(session: nox.Session) -> None:
+    """The `paper` profile on real datasets (GPU): needs train_data/test_data folders and, unless the
+    teacher is to be trained, teacher_checkpoint, all given as --set KEY=VALUE posargs."""
+    args = _grid_args(session, ("paper_table",), "paper")
+    given = {a.split("=", 1)[0] for a in args if "=" in a}
+    missing = [k for k in ("train_data", "test_data") if k not in given]
+    if missing:
+        session.error(
+            "paper_tables needs real datasets: pass " + " ".join(f"--set {k}=folder:PATH" for k in missing)
+            + " (and --set teacher_checkpoint=PATH for an official Restormer checkpoint; --device cuda on a GPU),"
+            " e.g. nox -s paper_tables -- --set train_data=folder:/data/Rain13K/train"
+            " --set test_data=folder:/data/test/Rain100H --set layout=rain13k --device cuda")
+    install(session)
+    session.run("skd-bench", "run", *args)
+    report_args = [a for a in args if a.endswith(".yaml")] + _passthrough(args, ("--profile", "--runs-dir", "--set"))
+    session.run("skd-bench", "report", *report_args)
+
+
+def _passthrough(args: list[str], options: tuple[str, ...]) -> list[str]:
+    """The ``--option VALUE`` pairs of ``args`` whose option is in ``options``."""
+    out = []
+    for i, a in enumerate(args):
+        if a in options and i + 1 < len(args):
+            out += [a, args[i + 1]]
+    return out

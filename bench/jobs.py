@@ -11,6 +11,7 @@ Records are written atomically, last; their presence means the job finished.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -27,7 +28,7 @@ from skd_core.atomic import atomic_write_json
 from skd_core.data import data_fingerprint, get_task, load_pairs, train_crops
 from skd_core.errors import ConfigError, SkdError
 from skd_core.methods import METHODS, DistillOptions, build_distiller
-from skd_core.models import build_model, load_checkpoint
+from skd_core.models import MODELS, build_model, load_checkpoint
 from skd_core.train.checkpoint import save_weights
 from skd_core.train.config import TrainConfig
 from skd_core.train.evaluate import evaluate
@@ -62,6 +63,7 @@ class StudentJob:
             prof = prof.override(profile_overrides)
         get_task(task)
         METHODS.get(method)
+        MODELS.get(student or prof.student)
         opts = DistillOptions.from_dict({**prof.method_options, **(options or {})}).as_dict()
         return cls(prof, task, method, opts, student or prof.student, int(seed), int(teacher_seed))
 
@@ -95,10 +97,16 @@ def data_spec(spec: str, task: str, what: str) -> str:
 
 
 def fingerprints(profile: Profile, task: str) -> dict[str, str]:
-    return {
-        "train": data_fingerprint(data_spec(profile.train_data, task, "train_data"), task, profile.layout, "train"),
-        "test": data_fingerprint(data_spec(profile.test_data, task, "test_data"), task, profile.layout, "test"),
-    }
+    train = data_spec(profile.train_data, task, "train_data")
+    test = data_spec(profile.test_data, task, "test_data")
+    return {"train": _fingerprint(train, task, profile.layout, "train"),
+            "test": _fingerprint(test, task, profile.layout, "test")}
+
+
+@functools.lru_cache(maxsize=64)
+def _fingerprint(spec: str, task: str, layout: str | None, split: str) -> str:
+    """Cached per process: a folder fingerprint hashes every file."""
+    return data_fingerprint(spec, task, layout, split)
 
 
 def job_id(config: Mapping[str, Any], profile: Profile, task: str) -> str:

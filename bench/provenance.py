@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import subprocess
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +17,22 @@ import torch
 from skd_core.complexity.env import cpu_name
 
 REPO = Path(__file__).resolve().parents[1]
-CODE_DIRS = ("skd_core", "bench")
+#: the sources whose change changes a result: the library and the job definition (not the CLI,
+#: grid runner or reports, whose edits must not invalidate finished cells)
+CODE_SOURCES = ("skd_core/**/*.py", "bench/jobs.py", "bench/profiles.py")
 
 
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
-    """Hash of the library and orchestration sources (``skd_core/``, ``bench/``), 12 hex digits.
+    """Hash of the sources in :data:`CODE_SOURCES`, 12 hex digits.
 
-    Cell identity uses this instead of the git commit, so a commit that only touches docs or
-    tests keeps finished cells valid while any code change invalidates them.
+    Cell identity uses this instead of the git commit, so a commit that only touches docs, tests,
+    the CLI or reports keeps finished cells valid while any change to what computes them invalidates
+    them.
     """
     h = hashlib.sha256()
-    for d in CODE_DIRS:
-        for path in sorted((REPO / d).rglob("*.py")):
+    for pattern in CODE_SOURCES:
+        for path in sorted(REPO.glob(pattern)):
             h.update(str(path.relative_to(REPO)).encode())
             h.update(path.read_bytes())
     return h.hexdigest()[:12]
@@ -59,13 +63,11 @@ def versions() -> dict[str, str]:
     out = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
            "scikit-image": skimage.__version__, "skd_core": skd_core.__version__,
            "cuda": torch.version.cuda or "none"}
-    try:
-        import fvcore  # noqa: F401
-        from importlib.metadata import version
-
-        out["fvcore"] = version("fvcore")
-    except Exception:  # fvcore is a dependency; a broken install is reported, not fatal here
-        out["fvcore"] = "unavailable"
+    for dist in ("fvcore", "pandas", "seaborn"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = "not installed"
     return out
 
 

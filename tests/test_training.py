@@ -22,7 +22,7 @@ from skd_core.train.schedule import lr_factor
 CFG = TrainConfig(steps=6, batch=2, crop=32, lr=1e-3, checkpoint_every=2)
 
 
-class Interrupt(Exception):
+class Interrupt(Exception):  # noqa: N818 -- stands for a kill, not an error
     pass
 
 
@@ -60,7 +60,7 @@ def test_resume_after_interruption_is_bit_identical(tmp_path: Path):
     resumed = _distiller(seed=123)  # different init: everything must come from the checkpoint
     result = fit(resumed, _data(), CFG, tmp_path / "b", resume=True, progress=False)
     assert result.resumed_from == 4
-    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     assert [h["loss"] for h in result.history] == [
         h["loss"] for h in load_file_history(tmp_path / "a")]
@@ -119,7 +119,7 @@ def test_official_checkpoint_is_the_paper_teacher(tmp_path: Path):
     teacher, record = ensure_teacher(profile, "denoise25", 0, tmp_path / "runs")
     assert record["source"] == "checkpoint"
     assert not teacher.training
-    for (name, a), b in zip(official.state_dict().items(), teacher.state_dict().values()):
+    for (name, a), b in zip(official.state_dict().items(), teacher.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
 
 

@@ -76,6 +76,9 @@ _restormer("teacher-cpu", "cpu profile teacher: dim 24, [2,2,2,2], 1 refinement"
            dim=24, num_blocks=[2, 2, 2, 2], num_refinement_blocks=1)
 _restormer("student-cpu", "cpu profile student: dim 12, [1,1,1,2], 1 refinement", "student",
            dim=12, num_blocks=[1, 1, 1, 2], num_refinement_blocks=1, heads=[1, 2, 2, 4])
+for _dim in (8, 16):
+    _restormer(f"student-cpu-w{_dim}", f"cpu profile size sweep: dim {_dim}, [1,1,1,2], 1 refinement", "student",
+               dim=_dim, num_blocks=[1, 1, 1, 2], num_refinement_blocks=1, heads=[1, 2, 2, 4])
 _restormer("teacher-smoke", "smoke profile teacher: dim 8, [1,1,1,2], 1 refinement", "teacher",
            dim=8, num_blocks=[1, 1, 1, 2], num_refinement_blocks=1)
 _restormer("student-smoke", "smoke profile student: dim 4, [1,1,1,1], 1 refinement", "student",

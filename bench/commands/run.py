@@ -1,0 +1,52 @@
+"""``skd-bench run GRID...``: run ablation grids (teachers first, finished cells skipped)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bench.grid import load_grid
+from bench.output import emit
+from bench.overrides import parse_overrides
+from bench.runner import EXECUTORS, run_grids
+
+DEFAULT_RUNS = Path("runs")
+
+
+def add_grid_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("grids", nargs="+", type=Path, help="grid spec files (ablations/*.yaml)")
+    p.add_argument("--profile", default=None, help="replace the specs' profile (smoke, cpu, paper)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="profile override for every cell, e.g. student_train.steps=50")
+    p.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS, help="record store (default runs/)")
+
+
+def load_grids(args: argparse.Namespace) -> list:
+    overrides = parse_overrides(args.set)
+    return [load_grid(path, args.profile, overrides) for path in args.grids]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run grid specs; resumable, parallel, local or Ray")
+    add_grid_args(p)
+    p.add_argument("--executor", choices=EXECUTORS, default="local")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: start a local one)")
+    p.add_argument("--workers", type=int, default=1, help="parallel cells (CPU threads are split among them)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--force", action="store_true", help="rerun finished cells")
+    p.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
+                   help="run only matching cells (label, task, seed, method, student, id or an option)")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    grids = load_grids(args)
+    summary = run_grids(grids, args.runs_dir, executor=args.executor, workers=args.workers, device=args.device,
+                        force=args.force, only=args.only, progress=not args.no_progress, address=args.address)
+    emit({"grids": ", ".join(g.study for g in grids), "done": summary.done, "failed": summary.failed,
+          "already_done": summary.skipped, "running_elsewhere": summary.busy,
+          "wall_s": round(summary.seconds, 1), "executor": args.executor, "workers": args.workers,
+          "device": args.device}, args.json)
+    return 1 if summary.failed else 0

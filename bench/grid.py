@@ -1,0 +1,212 @@
+"""Grid specs (``ablations/*.yaml``): a base cell, axes whose product makes the cells, explicit
+extra cells, tasks and seeds. Validated in full before anything runs.
+
+Spec keys::
+
+    study: mca_dims                # name; results go to results/<study>/
+    description: ...               # one line for the report
+    profile: cpu                   # smoke | cpu | paper
+    profile_overrides: {}          # e.g. {student_train: {steps: 300}}
+    tasks: [denoise25]
+    seeds: [0, 1, 2]
+    teacher_seed: 0                # one teacher per (profile, task) shared by all student seeds
+    base: {method: skd, student: null, options: {...}, profile_overrides: {...}}
+    axes: {options.mca_dims: [none, channel, spatial, both]}   # dotted keys into a cell
+    cells: [{label: ..., method: ..., options: {...}}]          # explicit cells, added to the product
+    reference: true                # add the scratch student (the baseline of every difference)
+
+A cell's ``label`` names its variant (a table row); seeds of one label are aggregated.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from skd_core.errors import ConfigError, SkdError, check_keys, closest_first
+from skd_core.methods import DistillOptions
+
+from .jobs import StudentJob
+from .profiles import PROFILES
+
+SPEC_KEYS = ("study", "description", "profile", "profile_overrides", "tasks", "seeds", "teacher_seed", "base",
+             "axes", "cells", "reference")
+CELL_KEYS = ("label", "method", "student", "options", "profile_overrides", "task")
+OPTION_KEYS = tuple(DistillOptions.__dataclass_fields__)
+REFERENCE_LABEL = "scratch"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One grid cell: a variant (``label``) at one task and seed, with its resolved job."""
+
+    label: str
+    task: str
+    seed: int
+    job: StudentJob
+    axes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.job.id()
+
+
+@dataclass(frozen=True)
+class Grid:
+    study: str
+    description: str
+    path: Path
+    profile: str
+    tasks: list[str]
+    seeds: list[int]
+    cells: list[Cell]
+    spec: dict[str, Any]
+
+    def labels(self) -> list[str]:
+        return list(dict.fromkeys(c.label for c in self.cells))
+
+
+def load_grid(path: str | Path, profile: str | None = None, overrides: Mapping[str, Any] | None = None) -> Grid:
+    """Read, validate and expand ``path``; ``profile`` replaces the spec's profile, ``overrides`` are
+    merged into its ``profile_overrides``. Every error is a :class:`ConfigError` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"grid file not found: {path}")
+    try:
+        spec = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{path}: a grid spec must be a mapping of keys, got {type(spec).__name__}")
+    try:
+        return _expand(spec, path, profile, overrides or {})
+    except ConfigError as exc:
+        if str(path) in str(exc):
+            raise
+        raise ConfigError(f"{path}: {exc}") from exc
+    except SkdError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def _expand(spec: dict[str, Any], path: Path, profile: str | None, overrides: Mapping[str, Any]) -> Grid:
+    check_keys(spec, SPEC_KEYS, "grid key")
+    study = _typed(spec, "study", str, path.stem)
+    profile_name = profile or _typed(spec, "profile", str, "cpu")
+    PROFILES.get(profile_name)
+    tasks = _typed(spec, "tasks", list, ["denoise25"])
+    seeds = _typed(spec, "seeds", list, [0, 1, 2])
+    if not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"key 'seeds' must be a non-empty list of distinct integers >= 0, got {seeds!r}")
+    if not tasks or not all(isinstance(t, str) for t in tasks):
+        raise ConfigError(f"key 'tasks' must be a non-empty list of task names, got {tasks!r}")
+    teacher_seed = _typed(spec, "teacher_seed", int, 0)
+    prof_over = _merge(_typed(spec, "profile_overrides", dict, {}), overrides)
+    base = _typed(spec, "base", dict, {})
+    check_keys(base, CELL_KEYS, "cell key", "base")
+    axes = _typed(spec, "axes", dict, {})
+    for key, values in axes.items():
+        _check_cell_path(key, "axes")
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"axis {key!r} must be a non-empty list of values, got {values!r}")
+    extra_cells = _typed(spec, "cells", list, [])
+    variants: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    # without axes, the base alone is a cell only when no explicit cells are given
+    for combo in itertools.product(*axes.values()) if axes or not extra_cells else []:
+        chosen = dict(zip(axes, combo, strict=True))
+        cell = copy.deepcopy(base)
+        for key, value in chosen.items():
+            _set_path(cell, key, value)
+        cell.setdefault("label", ", ".join(f"{k.split('.')[-1]}={_short(v)}" for k, v in chosen.items())
+                        or cell.get("method", "skd"))
+        variants.append((cell, chosen))
+    for i, extra in enumerate(extra_cells):
+        if not isinstance(extra, dict):
+            raise ConfigError(f"cells[{i}] must be a mapping, got {extra!r}")
+        check_keys(extra, CELL_KEYS, "cell key", f"cells[{i}]")
+        cell = _merge(copy.deepcopy(base), extra)
+        cell.setdefault("label", cell.get("method", "skd"))
+        variants.append((cell, {}))
+    if _typed(spec, "reference", bool, True) and not any(c.get("method") == "scratch" and "student" not in c
+                                                         for c, _ in variants):
+        variants.append(({"label": REFERENCE_LABEL, "method": "scratch"}, {}))
+    labels = [c["label"] for c, _ in variants]
+    dupes = sorted({x for x in labels if labels.count(x) > 1})
+    if dupes:
+        raise ConfigError(f"two cells share the label(s) {dupes}; give explicit 'label's")
+    cells = []
+    for cell, chosen in variants:
+        for task in [cell["task"]] if "task" in cell else tasks:
+            for seed in seeds:
+                where = f"cell {cell['label']!r}"
+                try:
+                    job = StudentJob.create(
+                        profile_name, task, cell.get("method", "skd"), cell.get("options") or {},
+                        cell.get("student"), seed, teacher_seed, _merge(prof_over, cell.get("profile_overrides") or {}))
+                except SkdError as exc:
+                    raise type(exc)(f"{where}: {exc}") from exc
+                cells.append(Cell(cell["label"], task, seed, job, chosen))
+    return Grid(study, _typed(spec, "description", str, ""), path, profile_name, tasks, seeds, cells, spec)
+
+
+def _typed(spec: Mapping[str, Any], key: str, kind: type, default: Any) -> Any:
+    value = spec.get(key, default)
+    if value is None:
+        return default
+    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        raise ConfigError(f"key {key!r} must be a {kind.__name__}, got {value!r}")
+    return value
+
+
+def _check_cell_path(key: str, where: str) -> None:
+    head, _, rest = key.partition(".")
+    if head not in CELL_KEYS:
+        raise ConfigError(f"{where}: {key!r} does not start with a cell key; did you mean "
+                          f"{closest_first(head, CELL_KEYS)[0]!r}? Valid: {', '.join(CELL_KEYS)}")
+    if head == "options":
+        if not rest:
+            raise ConfigError(f"{where}: use 'options.NAME' to vary one distillation option")
+        check_keys({rest: None}, OPTION_KEYS, "distillation option", f"{where} key {key!r}")
+
+
+def _set_path(node: dict[str, Any], key: str, value: Any) -> None:
+    *parents, leaf = key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+
+
+def _merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
+    return out
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (list, tuple)):
+        return "+".join(map(str, value))
+    return str(value)
+
+
+def match_only(cell: Cell, only: Iterable[str]) -> bool:
+    """``--only key=value`` filters: keys ``label``, ``task``, ``seed``, ``method``, ``student``, ``id``
+    or an option name; all filters must match."""
+    for item in only:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--only {item!r} must look like KEY=VALUE")
+        fields = {"label": cell.label, "task": cell.task, "seed": str(cell.seed), "method": cell.job.method,
+                  "student": cell.job.student, "id": cell.id, **{k: _short(v) for k, v in cell.job.options.items()}}
+        if key not in fields:
+            raise ConfigError(f"--only key {key!r} unknown; did you mean {closest_first(key, fields)[0]!r}?")
+        if fields[key] != value:
+            return False
+    return True

@@ -1,0 +1,134 @@
+"""Grid specs, the runner's resumability under SIGKILL, concurrent runners and the Ray executor."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.grid import load_grid
+from bench.runner import grid_status, run_grids
+from skd_core.errors import ConfigError
+
+GRID = """
+study: tiny
+profile: smoke
+tasks: [denoise25]
+seeds: [0, 1]
+base: {method: skd}
+axes:
+  options.mca_dims: [none, both]
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "tiny.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def records(runs: Path) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in (runs / "cells").glob("*/record.json")}
+
+
+def test_expansion_labels_and_reference(tmp_path: Path):
+    grid = load_grid(write(tmp_path, GRID))
+    assert grid.labels() == ["mca_dims=none", "mca_dims=both", "scratch"]
+    assert len(grid.cells) == 6 and len({c.id for c in grid.cells}) == 6
+    assert {c.job.options["mca_dims"] for c in grid.cells if c.label != "scratch"} == {"none", "both"}
+
+
+@pytest.mark.parametrize("bad,expected", [
+    ("seeds: [0, 1]\naxis: {method: [skd]}", r"tiny.yaml.*unknown grid key 'axis'.*did you mean 'axes'"),
+    ("axes: {options.mca_dim: [none]}", r"tiny.yaml.*distillation option 'mca_dim'.*did you mean 'mca_dims'"),
+    ("axes: {option.mca_dims: [none]}", r"tiny.yaml.*did you mean 'options'"),
+    ("base: {method: skd, options: {sigma: -1}}", r"tiny.yaml.*sigma.*must be > 0"),
+    ("base: {method: skd, options: {extractor: vgg19}}", r"tiny.yaml.*vgg19.*vgg_weights"),
+    ("seeds: 3", r"tiny.yaml.*'seeds' must be a list"),
+    ("base: {method: kd}", r"tiny.yaml.*unknown distillation method 'kd'"),
+    ("base: {student: student-tiny}", r"tiny.yaml.*unknown model preset"),
+    ("profile_overrides: {student_train: {step: 3}}", r"tiny.yaml.*unknown train key 'step'.*'steps'"),
+    ("tasks: [denoise24]", r"tiny.yaml.*unknown task 'denoise24'"),
+])
+def test_invalid_specs_name_file_key_and_closest(tmp_path: Path, bad: str, expected: str):
+    with pytest.raises(ConfigError, match=expected):
+        load_grid(write(tmp_path, f"study: tiny\nprofile: smoke\n{bad}\n"))
+
+
+def test_missing_grid_file(tmp_path: Path):
+    with pytest.raises(ConfigError, match="grid file not found: .*nope.yaml"):
+        load_grid(tmp_path / "nope.yaml")
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "bench", *args]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_grid_then_resume(tmp_path: Path):
+    spec, runs = write(tmp_path, GRID), tmp_path / "runs"
+    proc = subprocess.Popen(_cli("run", str(spec), "--runs-dir", str(runs), "--no-progress"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(records(runs)) < 2:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = records(runs)
+    assert 2 <= len(before) < 6, "the kill should land mid-grid"
+    assert all(r["status"] == "done" for r in before.values())  # every record that exists is whole
+    out = subprocess.run(_cli("run", str(spec), "--runs-dir", str(runs), "--no-progress", "--json"),
+                         capture_output=True, text=True, check=True)
+    summary = json.loads(out.stdout)
+    after = records(runs)
+    assert len(after) == 6 and summary["already_done"] == len(before)
+    assert summary["done"] == 6 - len(before)
+    for cid, rec in before.items():  # finished cells were not run again
+        assert after[cid]["finished"] == rec["finished"]
+    assert all(row["status"] == "done" for row in grid_status(load_grid(spec), runs))
+
+
+@pytest.mark.slow
+def test_two_runners_never_run_a_cell_twice(tmp_path: Path):
+    spec, runs = write(tmp_path, GRID), tmp_path / "runs"
+    procs = [subprocess.Popen(_cli("run", str(spec), "--runs-dir", str(runs), "--no-progress", "--json"),
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for _ in range(2)]
+    summaries = [json.loads(p.communicate(timeout=600)[0]) for p in procs]
+    assert sum(s["done"] for s in summaries) == 6  # each cell run by exactly one runner
+    assert len(records(runs)) == 6
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_ray_executor_gives_the_local_records(tmp_path: Path):
+    ray = pytest.importorskip("ray")
+    spec = write(tmp_path, GRID.replace("seeds: [0, 1]", "seeds: [0]"))
+    grid = load_grid(spec)
+    run_grids([grid], tmp_path / "local", progress=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        summary = run_grids([grid], tmp_path / "ray", executor="ray", progress=False)
+    finally:
+        ray.shutdown()
+    assert summary.done == 3 and summary.failed == 0
+    local, remote = records(tmp_path / "local"), records(tmp_path / "ray")
+    assert local.keys() == remote.keys()
+    for cid in local:
+        assert local[cid]["metrics"] == remote[cid]["metrics"]
+        assert local[cid]["training"]["history"] == remote[cid]["training"]["history"]
+
+
+def test_failed_cell_is_recorded_and_grid_goes_on(tmp_path: Path):
+    spec = write(tmp_path, GRID.replace("seeds: [0, 1]", "seeds: [0]")
+                 + "cells:\n  - {label: broken, method: fitnet, options: {taps: [encoder_level9]}}\n")
+    grid = load_grid(spec)
+    summary = run_grids([grid], tmp_path / "runs", progress=False)
+    assert summary.failed == 1 and summary.done == 3
+    rows = {r["label"]: r for r in grid_status(grid, tmp_path / "runs")}
+    assert rows["broken"]["status"] == "failed" and "encoder_level9" in rows["broken"]["error"]
