@@ -1,0 +1,15 @@
+"""``skd-bench report``: a grid's records -> tables (Markdown, LaTeX, CSV), figures (PNG, SVG) and
+pages under ``results/<study>/``, plus the index ``results/README.md``.
+
+Modules, one job each: :mod:`.records` (records -> pandas), :mod:`.measures` (per-architecture
+complexity and throughput), :mod:`.stats` (means, intervals, paired differences, Pareto front),
+:mod:`.conventions` (what every number means), :mod:`.tables`, :mod:`.figures`, :mod:`.pages`,
+and :mod:`.build` (puts them together).
+"""
+
+from __future__ import annotations
+
+from .build import build_report
+from .pages import write_index
+
+__all__ = ["build_report", "write_index"]

@@ -1,0 +1,95 @@
+"""One study's report: records -> statistics -> tables, figures, ``records.csv`` and its page under
+``<out>/<study>/``; every file written atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from skd_core.atomic import atomic_write_text
+from skd_core.errors import SkdError
+
+from ..grid import Grid
+from . import figures, tables
+from .conventions import read_conventions
+from .measures import arch_records
+from .pages import PAGE, run_info, study_page
+from .records import cell_frame, history_frame, load_cells, teacher_frame
+from .stats import summarise
+
+TABLE = "summary"
+
+
+def build_report(grid: Grid, runs_dir: Path, out: Path) -> Path:
+    """Write the report of ``grid`` (records under ``runs_dir``) to ``out/<study>/``; returns its page.
+    Raises :class:`SkdError` when no cell of the grid has finished."""
+    results = load_cells(grid, runs_dir)
+    cells = cell_frame(results)
+    if not (cells["status"] == "done").any():
+        raise SkdError(f"grid {grid.study!r} ({grid.path}) has no finished cell under {runs_dir}; "
+                       f"run it first: skd-bench run {grid.path} --profile {grid.profile} --runs-dir {runs_dir}")
+    root = out / grid.study
+    teachers = teacher_frame(results, runs_dir)
+    size = results[0].cell.job.profile.throughput_size
+    arch = arch_records(runs_dir, [(m, size) for m in dict.fromkeys([*cells["student"], *cells["teacher_model"]])])
+    summary = summarise(cells)
+    summary["macs_G"] = [_macs_g(arch, m) for m in summary["model"]]
+    teachers["macs_G"] = [_macs_g(arch, m) for m in teachers["model"]]
+    conv = read_conventions(grid, cells, arch)
+    table = tables.table_frame(summary, teachers)
+    title = f"{grid.study}: {grid.description}".rstrip(": ")
+    table_md = tables.markdown_table(table, conv.caption(), title)
+    table_paths = [atomic_write_text(root / "tables" / f"{TABLE}.md", table_md),
+                   atomic_write_text(root / "tables" / f"{TABLE}.tex",
+                                     tables.latex_table(table, conv.caption(), grid.study)),
+                   atomic_write_text(root / "tables" / f"{TABLE}.csv", tables.csv_table(table))]
+    atomic_write_text(root / "records.csv", cells.to_csv(index=False))
+    drawn, not_drawn = _figures(root / "figures", cells, summary, table, history_frame(results),
+                                _speed(cells, arch))
+    page = study_page(grid, cells, table_md, table_paths, drawn, not_drawn, run_info(grid, [cells, teachers], runs_dir),
+                      root)
+    return atomic_write_text(root / PAGE, page)
+
+
+def _macs_g(arch: dict, model: str) -> float:
+    """MACs of ``model`` in G (NaN when never measured)."""
+    return arch[model]["macs"] / 1e9 if model in arch else float("nan")
+
+
+def _speed(cells: pd.DataFrame, arch: dict) -> pd.DataFrame:
+    """Per (student, teacher) model pair measured on one device: MAC ratio and realised speed-up."""
+    rows = []
+    for student, teacher in cells[["student", "teacher_model"]].drop_duplicates().itertuples(index=False):
+        s, t = arch.get(student), arch.get(teacher)
+        if s is None or t is None or s["throughput"]["device_name"] != t["throughput"]["device_name"]:
+            continue
+        rows.append({"student": student, "teacher": teacher, "mac_ratio": t["macs"] / s["macs"],
+                     "speedup": t["throughput"]["ms_per_image"] / s["throughput"]["ms_per_image"],
+                     "device": f"{s['throughput']['device']}, {s['throughput']['device_name']}"})
+    return pd.DataFrame(rows)
+
+
+def _figures(folder: Path, cells: pd.DataFrame, summary: pd.DataFrame, table: pd.DataFrame, history: pd.DataFrame,
+             speed: pd.DataFrame) -> tuple[dict[str, list[Path]], dict[str, str]]:
+    """Draw what the data allows: ``(title -> [png, svg], title -> why not drawn)``; a figure not
+    drawn now is removed if an earlier report left it, so the pages never link a stale one."""
+    plans = [
+        ("Ablation: PSNR per variant and paired difference to scratch", "ablation",
+         lambda: figures.ablation_figure(cells, summary), ""),
+        ("PSNR vs MACs and params, Pareto front, teacher marked", "pareto", lambda: figures.pareto_figure(table),
+         "" if table["macs_G"].notna().any() else "no architecture record (MACs) under the runs folder"),
+        ("Training curves", "training", lambda: figures.training_figure(history),
+         "" if len(history) else "no training history in the records"),
+        ("Realised speed-up vs MAC ratio", "speedup", lambda: figures.speedup_figure(speed),
+         "" if len(speed) else "no student and teacher throughput measured on one device"),
+    ]
+    drawn, not_drawn = {}, {}
+    for title, stem, draw, missing in plans:
+        if missing:
+            not_drawn[title] = missing
+            for fmt in figures.FORMATS:
+                (folder / f"{stem}.{fmt}").unlink(missing_ok=True)
+        else:
+            drawn[title] = figures.save_figure(draw(), folder / stem)
+    return drawn, not_drawn

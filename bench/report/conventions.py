@@ -1,0 +1,68 @@
+"""What every number of a report means (colour space, crop, counter, input size, device...), read
+from the records themselves and stated in each table caption and study page."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from ..grid import REFERENCE_LABEL, Grid
+from .stats import LEVEL
+
+
+@dataclass(frozen=True)
+class Conventions:
+    """Scoring and measuring conventions of one grid's report."""
+
+    profile: str
+    seeds: tuple[int, ...]
+    scoring: dict[str, str]  # task -> "RGB, crop border 0 px, centre crop <= 64 px"
+    input_shape: str  # "1x3x64x64"; "" when no architecture was measured
+    counter: str
+    throughput: str  # "cpu (AMD EPYC), fp32, batch 1, 2 threads"
+
+    def caption(self) -> str:
+        """One paragraph stating every convention of the tables."""
+        scoring = "; ".join(f"{task}: {text}" for task, text in self.scoring.items())
+        macs = (f"MACs: multiply-accumulates in G (1 MAC = 2 FLOPs) of one forward pass at input "
+                f"{self.input_shape}, counted by {self.counter} (convolutions, matrix and attention products)."
+                if self.input_shape else "MACs: not measured (no architecture records; `skd-bench run` writes them).")
+        speed = f" Throughput: {self.throughput}." if self.throughput else ""
+        return (f"Profile {self.profile}; mean ± sample standard deviation over seeds "
+                f"({len(self.seeds)} seeds: {', '.join(map(str, self.seeds))}; "
+                f"the Seeds column gives finished/planned). "
+                f"PSNR (dB) and SSIM with BasicSR/MATLAB semantics (clamped to [0, 1], quantised to uint8, float64, "
+                f"peak 255; SSIM with an 11-tap Gaussian window, sigma 1.5) on {scoring}. "
+                f"Δ: mean paired difference to the {REFERENCE_LABEL} student over seeds (pairs by seed) with its "
+                f"two-sided {LEVEL:.0%} Student-t confidence interval. "
+                f"Params: the student's own, in M; distillation adapters are training overhead and excluded. "
+                f"{macs}{speed} Teacher: the reference model the distilled cells used. "
+                f"Bold (CSV: best_* columns): best student per column and task (highest PSNR, SSIM and Δ; "
+                f"lowest params and MACs), marked only where the values differ.")
+
+
+def read_conventions(grid: Grid, cells: pd.DataFrame, arch: Mapping[str, Mapping[str, Any]]) -> Conventions:
+    """The conventions of ``grid``'s finished cells (``cells``: :func:`.records.cell_frame`) and
+    architecture records ``arch``; differing values across records are all listed."""
+    done = cells[cells["status"] == "done"]
+    scoring = {}
+    for task, group in done.groupby("task", sort=False):
+        colour = _values(group, "metrics.color", str.upper)
+        crop = _values(group, "metrics.crop_border", lambda v: f"{int(v)} px")
+        side = _values(group, "metrics.max_side", lambda v: f"centre crop <= {int(v)} px" if v else "whole images")
+        scoring[task] = f"{colour}, crop border {crop}, {side}"
+    first = next(iter(arch.values()), {})
+    tput = first.get("throughput") or {}
+    throughput = (f"{tput['device']} ({tput['device_name']}), {tput['dtype']}, batch {tput['batch']}, "
+                  f"{tput['threads']} threads, median of {tput['repeats']} timed runs ({tput['timer']})"
+                  if tput else "")
+    shape = "x".join(map(str, first.get("input_shape", [])))
+    return Conventions(grid.profile, tuple(grid.seeds), scoring, shape, first.get("counter", ""), throughput)
+
+
+def _values(frame: pd.DataFrame, column: str, fmt: Any) -> str:
+    values = frame[column].dropna().unique() if column in frame else []
+    return " / ".join(fmt(v) for v in values) or "unknown"

@@ -1,0 +1,137 @@
+"""The figures of a study (seaborn on matplotlib's object API: no pyplot state, rendered by Agg
+for PNG), each saved as PNG and SVG: ablation intervals, PSNR vs cost with the Pareto front,
+training curves, and realised speed-up vs MAC ratio."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from skd_core.atomic import atomic_write
+
+from ..grid import REFERENCE_LABEL
+from .records import CURVE_METRICS
+from .stats import LEVEL, pareto_front
+
+FORMATS = ("png", "svg")
+DPI = 150
+STYLE = "whitegrid"
+CURVE_TITLES = {"loss": "training loss (total)", "pixel_l1": "pixel L1 to ground truth",
+                "val_psnr": "validation PSNR (dB)"}
+
+
+def save_figure(fig: Figure, stem: Path) -> list[Path]:
+    """Write ``stem.png`` and ``stem.svg`` atomically (no timestamps in the files)."""
+    paths = [stem.with_suffix(f".{fmt}") for fmt in FORMATS]
+    for path, fmt in zip(paths, FORMATS, strict=True):
+        metadata = {"Date": None} if fmt == "svg" else {}
+        atomic_write(path, lambda p, fmt=fmt, metadata=metadata: fig.savefig(p, format=fmt, dpi=DPI,
+                                                                             metadata=metadata, bbox_inches="tight"))
+    return paths
+
+
+def ablation_figure(cells: pd.DataFrame, summary: pd.DataFrame) -> Figure:
+    """Per task: PSNR per variant (seeds as dots, mean with its 95% t interval) and the paired
+    difference to the scratch student with its 95% interval."""
+    done = cells[cells["status"] == "done"].assign(psnr=lambda f: f["metrics.psnr"].astype(float))
+    tasks = list(summary["task"].unique())
+    labels = list(summary["label"].unique())
+    with sns.axes_style(STYLE):
+        fig = Figure(figsize=(10, 0.45 * len(labels) * len(tasks) + 1.6), layout="constrained")
+        axes = fig.subplots(len(tasks), 2, squeeze=False)
+        for (ax_psnr, ax_diff), task in zip(axes, tasks, strict=True):
+            rows = summary[summary["task"] == task].set_index("label").reindex(labels)
+            y = np.arange(len(labels))
+            sns.stripplot(data=done[done["task"] == task], x="psnr", y="label", order=labels, ax=ax_psnr,
+                          color="0.6", size=4, jitter=0.15)
+            _intervals(ax_psnr, rows["psnr_mean"], rows["psnr_low"], rows["psnr_high"], y)
+            ax_psnr.set(xlabel="PSNR (dB)", ylabel="", title=f"{task}: PSNR per seed, mean ± {LEVEL:.0%} CI")
+            sns.barplot(x=rows["d_psnr"].fillna(0).to_numpy(), y=labels, order=labels, ax=ax_diff, color="C0")
+            _intervals(ax_diff, rows["d_psnr"], rows["d_psnr_low"], rows["d_psnr_high"], y, marker="")
+            ax_diff.axvline(0, color="0.3", lw=0.8)
+            ax_diff.set(xlabel=f"Δ PSNR vs {REFERENCE_LABEL} (dB)", ylabel="",
+                        title=f"paired difference, {LEVEL:.0%} CI")
+    return fig
+
+
+def _intervals(ax: Axes, mean: pd.Series, low: pd.Series, high: pd.Series, y: np.ndarray, marker: str = "o") -> None:
+    ok = mean.notna().to_numpy()
+    err = np.vstack([(mean - low).to_numpy(), (high - mean).to_numpy()])[:, ok]
+    ax.errorbar(mean.to_numpy()[ok], y[ok], xerr=np.nan_to_num(err), fmt=marker or "none", color="k", capsize=3,
+                markersize=5)
+
+
+def pareto_figure(table: pd.DataFrame) -> Figure:
+    """PSNR (mean over seeds) vs MACs (G) and vs params (M) per variant, the teacher as a star, and
+    the Pareto front (lower cost, higher PSNR) over all of them, per task as line style."""
+    with sns.axes_style(STYLE):
+        fig = Figure(figsize=(11, 4.5), layout="constrained")
+        axes = fig.subplots(1, 2)
+        for ax, cost, name in zip(axes, ("macs_G", "params_M"), ("MACs (G)", "params (M)"), strict=True):
+            data = table.dropna(subset=[cost, "psnr_mean"])
+            sns.scatterplot(data=data[data["role"] == "student"], x=cost, y="psnr_mean", hue="label",
+                            style="task" if data["task"].nunique() > 1 else None,
+                            s=60, ax=ax, legend="auto" if ax is axes[-1] else False)
+            teacher = data[data["role"] == "teacher"]
+            ax.scatter(teacher[cost], teacher["psnr_mean"], marker="*", s=220, color="gold", edgecolor="k",
+                       zorder=3, label="teacher")
+            for _, row in teacher.iterrows():
+                ax.annotate(row["label"], (row[cost], row["psnr_mean"]), textcoords="offset points", xytext=(6, -10),
+                            fontsize=8)
+            for task, group in data.groupby("task", sort=False):
+                front = group[pareto_front(group[cost], group["psnr_mean"])].sort_values(cost)
+                ax.plot(front[cost], front["psnr_mean"], drawstyle="steps-post", color="0.3", lw=1, ls="--",
+                        label=f"Pareto front ({task})")
+            if len(data) and data[cost].max() > 10 * data[cost].min() > 0:
+                ax.set_xscale("log")
+            ax.set(xlabel=name, ylabel="PSNR (dB), mean over seeds", title=f"PSNR vs {name}")
+        handles, labels = axes[-1].get_legend_handles_labels()
+        axes[-1].legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    return fig
+
+
+def training_figure(history: pd.DataFrame) -> Figure:
+    """Per task: loss, pixel L1 and validation PSNR (those recorded) vs step per variant, mean over
+    seeds with a ± 1 standard deviation band."""
+    tasks = list(history["task"].unique())
+    metrics = [m for m in CURVE_METRICS if (history["metric"] == m).any()]
+    with sns.axes_style(STYLE):
+        fig = Figure(figsize=(4.2 * len(metrics) + 2, 3.4 * len(tasks)), layout="constrained")
+        axes = fig.subplots(len(tasks), len(metrics), squeeze=False)
+        for row, task in zip(axes, tasks, strict=True):
+            for ax, metric in zip(row, metrics, strict=True):
+                data = history[(history["task"] == task) & (history["metric"] == metric)]
+                sns.lineplot(data=data, x="step", y="value", hue="label", errorbar="sd", ax=ax,
+                             legend="auto" if ax is axes[0][-1] else False)
+                ax.set(xlabel="step", ylabel=CURVE_TITLES[metric], title=f"{task}: {CURVE_TITLES[metric]}")
+                if metric != "val_psnr" and (data["value"] > 0).all() and len(data):
+                    ax.set_yscale("log")
+        legend = axes[0][-1].get_legend()
+        if legend is not None:
+            legend.set_bbox_to_anchor((1.02, 0.5))
+            legend.set_loc("center left")
+    return fig
+
+
+def speedup_figure(speed: pd.DataFrame) -> Figure:
+    """Realised speed-up (teacher ms per image / student ms per image) vs MAC ratio (teacher MACs /
+    student MACs) per student model, with the y = x line (speed-up exactly as MACs promise)."""
+    with sns.axes_style(STYLE):
+        fig = Figure(figsize=(5.5, 4.5), layout="constrained")
+        ax = fig.subplots()
+        sns.scatterplot(data=speed, x="mac_ratio", y="speedup", hue="student", s=70, ax=ax)
+        for _, row in speed.iterrows():
+            ax.annotate(row["student"], (row["mac_ratio"], row["speedup"]), textcoords="offset points",
+                        xytext=(6, 4), fontsize=8)
+        top = float(max(speed["mac_ratio"].max(), speed["speedup"].max())) * 1.15
+        ax.plot([0, top], [0, top], color="0.4", ls="--", lw=1, label="y = x (speed-up = MAC ratio)")
+        ax.set(xlim=(0, top), ylim=(0, top), xlabel="MAC ratio (teacher / student)",
+               ylabel="realised speed-up (teacher / student time)",
+               title=f"speed-up vs MAC ratio ({speed['device'].iloc[0]})")
+        ax.legend(fontsize=8)
+    return fig
