@@ -27,8 +27,8 @@ def install(session: nox.Session, extras: str = "dev") -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Unit and integration tests (CPU only); posargs go to pytest."""
-    install(session)
+    """Unit and integration tests (CPU only; the Ray executor against a local Ray); posargs go to pytest."""
+    install(session, "dev,ray")
     session.run("pytest", *(session.posargs or ["-q"]))
 
 
