@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-REFERENCE = REPO.parent / "shared" / "reference"
+#: outputs of the official Restormer (copied from the project's shared/reference, see its README)
+REFERENCE = Path(__file__).resolve().parent / "data" / "restormer_reference"
 
 
 @pytest.fixture(autouse=True)
