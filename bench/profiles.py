@@ -89,11 +89,10 @@ PROFILES.register("cpu", Profile(
     description="laptop / CI box without GPU: small Restormer-family teacher and student, embedded data",
     teacher="teacher-cpu",
     student="student-cpu",
-    teacher_train=TrainConfig(steps=500, batch=8, crop=64, lr=2e-3, min_lr=1e-5, warmup_steps=20,
+    teacher_train=TrainConfig(steps=600, batch=8, crop=64, lr=2e-3, min_lr=1e-5, warmup_steps=20,
                               grad_clip=0.0),
-    student_train=TrainConfig(steps=150, batch=8, crop=48, lr=2e-3, min_lr=1e-5, warmup_steps=10,
+    student_train=TrainConfig(steps=150, batch=8, crop=32, lr=2e-3, min_lr=1e-5, warmup_steps=10,
                               grad_clip=0.0),
-    eval_max_side=256,
     throughput_size=(128, 128),
 ))
 

@@ -32,9 +32,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from .data.images import read_image
 from .errors import SkdError, unknown
 
 COLORS = ("rgb", "y")
@@ -133,25 +133,10 @@ def mean_psnr_ssim(
             "ssim": float(np.mean([s["ssim"] for s in scores])), "count": len(scores)}
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """An 8-bit image file as ``uint8`` ``H x W x 3`` RGB (``H x W`` for grey; alpha and palettes
-    converted to RGB). One :class:`ImageError` naming the file when it cannot be read."""
-    path = Path(path)
-    if not path.is_file():
-        raise ImageError(f"{path}: no such file")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode not in ("RGB", "L", "1", "RGBA", "P", "LA", "CMYK", "YCbCr"):
-                raise ImageError(f"{path}: only 8-bit images are supported, got PIL mode {im.mode!r}")
-            return np.asarray(im if im.mode in ("RGB", "L") else im.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ImageError(f"{path}: not a readable image ({exc})") from None
-
-
 def read_pair(restored: str | Path, reference: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read two image files that must have the same size and channel count."""
-    a, b = read_image(restored), read_image(reference)
+    """Read two image files (float32 HWC RGB in [0, 1], see :func:`skd_core.data.read_image`) that
+    must have the same size; an unreadable file raises a ``DatasetError`` naming it."""
+    a, b = read_image(Path(restored)), read_image(Path(reference))
     if a.shape != b.shape:
         raise ImageError(f"{restored} is {_size(a)} but {reference} is {_size(b)}: images must have the same size")
     return a, b

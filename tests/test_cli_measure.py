@@ -97,7 +97,7 @@ def test_metrics(capsys: pytest.CaptureFixture[str], images: dict) -> None:
 
 def test_bad_input_one_error_each(capsys: pytest.CaptureFixture[str], images: dict) -> None:
     assert "must have the same size" in fails(capsys, "metrics", str(images["small"]), str(images["ref"]))
-    assert "not a readable image" in fails(capsys, "metrics", str(images["text"]), str(images["ref"]))
+    assert "cannot read image" in fails(capsys, "metrics", str(images["text"]), str(images["ref"]))
     assert "did you mean 'student-dckd'" in fails(capsys, "complexity", "--models", "studnt-dckd")
     assert "did you mean 'student-smoke'" in fails(capsys, "throughput", "--models", "student-smok")
     assert "not a multiple of 8" in fails(capsys, "complexity", "--models", "student-smoke", "--size", "30", "32")

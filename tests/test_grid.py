@@ -132,3 +132,18 @@ def test_failed_cell_is_recorded_and_grid_goes_on(tmp_path: Path):
     assert summary.failed == 1 and summary.done == 3
     rows = {r["label"]: r for r in grid_status(grid, tmp_path / "runs")}
     assert rows["broken"]["status"] == "failed" and "encoder_level9" in rows["broken"]["error"]
+
+
+@pytest.mark.slow
+def test_smoke_grid_end_to_end_with_report(tmp_path: Path):
+    spec, runs, out = write(tmp_path, GRID.replace("seeds: [0, 1]", "seeds: [0, 1, 2]")), tmp_path / "runs", \
+        tmp_path / "results"
+    for command in (["run", str(spec), "--workers", "2"], ["report", str(spec), "--out", str(out)]):
+        subprocess.run(_cli(*command, "--runs-dir", str(runs)), check=True, capture_output=True)
+    table = (out / "tiny" / "tables" / "summary.md").read_text()
+    for label in ("mca_dims=none", "mca_dims=both", "scratch", "teacher"):
+        assert label in table
+    assert "3/3" in table  # seeds aggregated
+    for figure in ("ablation", "pareto", "training", "speedup"):
+        assert (out / "tiny" / "figures" / f"{figure}.png").stat().st_size > 1000
+    assert "tiny/README.md" in (out / "README.md").read_text()

@@ -3,6 +3,7 @@ covariance, valid region) on pairs made here; the full-range-luma and data_range
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 from skimage.metrics import structural_similarity
 
+from skd_core.data import DatasetError
 from skd_core.errors import UnknownNameError
 from skd_core.metrics import (
     ImageError,
@@ -18,7 +20,7 @@ from skd_core.metrics import (
     mean_psnr_ssim,
     psnr,
     psnr_ssim,
-    read_image,
+    quantize,
     read_pair,
     ssim,
 )
@@ -131,23 +133,19 @@ def test_task_convention_table() -> None:
         color_for_task("deraining")
 
 
-def test_read_image(tmp_path: Path, pair: tuple[np.ndarray, np.ndarray]) -> None:
+def test_read_pair(tmp_path: Path, pair: tuple[np.ndarray, np.ndarray]) -> None:
     rgb = ref_quantize(pair[1]).astype(np.uint8)
     Image.fromarray(rgb).save(tmp_path / "rgb.png")
     Image.fromarray(rgb).convert("RGBA").save(tmp_path / "rgba.png")
-    Image.fromarray(rgb[..., 0]).save(tmp_path / "grey.png")
     Image.fromarray(rgb[:32]).save(tmp_path / "small.png")
-    Image.fromarray(rgb[..., 0].astype(np.uint16) * 257).save(tmp_path / "deep.png")
     (tmp_path / "notes.png").write_text("not an image")
 
-    assert np.array_equal(read_image(tmp_path / "rgb.png"), rgb)
-    assert np.array_equal(read_image(tmp_path / "rgba.png"), rgb)
-    assert read_image(tmp_path / "grey.png").shape == (40, 48)
-    with pytest.raises(ImageError, match="notes.png: not a readable image"):
-        read_image(tmp_path / "notes.png")
-    with pytest.raises(ImageError, match="missing.png: no such file"):
-        read_image(tmp_path / "missing.png")
-    with pytest.raises(ImageError, match="only 8-bit"):
-        read_image(tmp_path / "deep.png")
+    a, b = read_pair(tmp_path / "rgb.png", tmp_path / "rgba.png")  # alpha dropped
+    assert np.array_equal(quantize(a), rgb) and np.array_equal(a, b)
+    assert psnr(a, b) == math.inf
+    with pytest.raises(DatasetError, match="cannot read image .*notes.png"):
+        read_pair(tmp_path / "notes.png", tmp_path / "rgb.png")
+    with pytest.raises(DatasetError, match="cannot read image .*missing.png"):
+        read_pair(tmp_path / "rgb.png", tmp_path / "missing.png")
     with pytest.raises(ImageError, match="must have the same size"):
         read_pair(tmp_path / "small.png", tmp_path / "rgb.png")

@@ -79,7 +79,9 @@ def fit(
         if cfg.amp == "bf16" and device.type == "cuda"
         else contextlib.nullcontext()
     )
-    bar = tqdm(total=cfg.steps, initial=state.step, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
+    # the per-step bar shows on a terminal only (disable=None); logs get the grid-level bar
+    bar = tqdm(total=cfg.steps, initial=state.step, desc=desc, disable=None if progress else True, leave=False,
+               dynamic_ncols=True)
     t0 = time.perf_counter()
     seconds_before = state.seconds
     for step in range(state.step, cfg.steps):
