@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from skd_core.complexity.env import environment, input_shape, precision
+from skd_core.complexity.env import environment, input_shape, precision, resolve_device
 from skd_core.complexity.memory import inference_memory, measure_peak, tensor_bytes, train_step_memory
 from skd_core.complexity.throughput import batch_sweep, measure_throughput
 from skd_core.errors import ConfigError
@@ -96,3 +96,10 @@ def test_cuda_protocol(dtype: str) -> None:
     assert rec.timer == "torch.cuda.Event" and rec.env.cuda_version and rec.env.device.startswith("cuda")
     assert rec.peak_memory_bytes > 0 and "max_memory_allocated" in rec.memory_method
     assert train_step_memory(build_model("student-smoke"), SHAPE, device="cuda").peak_bytes > rec.peak_memory_bytes
+
+
+def test_device_names() -> None:
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu").type == "cpu"
+    with pytest.raises(ConfigError, match="'gpu'"):
+        resolve_device("gpu")

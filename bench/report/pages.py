@@ -102,4 +102,7 @@ def write_index(results_dir: Path) -> Path:
         lines += [f"## [{study.name}]({study.name}/{PAGE})", "", description, "",
                   "Tables: " + (" · ".join(f"[{p.name}]({_rel(p, results_dir)})" for p in tables) or "none"),
                   "", "Figures: " + (" · ".join(f"[{p.stem}]({_rel(p, results_dir)})" for p in figures) or "none"), ""]
+    others = sorted(p for p in [*results_dir.glob("*.md"), *results_dir.glob("tables/*.md")] if p.name != PAGE)
+    if others:  # pages written by other commands (complexity table, reference-run notes)
+        lines += ["## Other pages", "", *(f"- [{_rel(p, results_dir)}]({_rel(p, results_dir)})" for p in others), ""]
     return atomic_write_text(results_dir / PAGE, "\n".join(lines))

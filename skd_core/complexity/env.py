@@ -36,10 +36,16 @@ class Environment:
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``"cpu"`` or ``"cuda[:i]"`` as a device; a clear error when CUDA is asked for but absent."""
-    dev = torch.device(device)
-    if dev.type not in DEVICES:
-        raise ConfigError(f"device must be one of {DEVICES}, got {str(device)!r}")
+    """``"cpu"``, ``"cuda[:i]"`` or ``"auto"`` (CUDA when available, else CPU) as a device; a clear
+    error for an unknown name or when CUDA is asked for but absent."""
+    if str(device) == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        dev = None
+    if dev is None or dev.type not in DEVICES:
+        raise ConfigError(f"device must be one of {DEVICES} or 'auto', got {str(device)!r}")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' requested but torch.cuda.is_available() is False on this machine")
     return dev
