@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -144,3 +145,22 @@ def test_student_weights_saved_and_loadable(tmp_path: Path):
     run_student(job, tmp_path, progress=False)
     weights = load_file(str(tmp_path / "cells" / job.id() / "model.safetensors"))
     assert set(weights) == set(build_model("student-smoke").state_dict())
+
+
+def test_train_and_eval_cli(tmp_path: Path, capsys):
+    from bench.cli import main
+
+    runs = tmp_path / "runs"
+    assert main(["train", "--profile", "smoke", "--method", "scratch", "--runs-dir", str(runs), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    weights = runs / "cells" / record["id"] / "model.safetensors"
+    assert main(["eval", "--model", "student-smoke", "--checkpoint", str(weights), "--data", "embedded:derain",
+                 "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["color"] == "y" and len(scored["per_image"]) == 3
+    assert main(["eval", "--model", "teacher-smoke", "--checkpoint", str(weights), "--data",
+                 "embedded:denoise25"]) == 2
+    assert "does not fit" in capsys.readouterr().err
+    assert main(["eval", "--model", "student-smoke", "--checkpoint", str(weights), "--data",
+                 f"folder:{tmp_path / 'nowhere'}", "--task", "denoise25"]) == 2
+    assert "nowhere" in capsys.readouterr().err
