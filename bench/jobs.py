@@ -90,15 +90,15 @@ def teacher_config(profile: Profile, task: str, seed: int) -> dict[str, Any]:
             "train": profile.teacher_train.to_dict(), "train_data": profile.train_data, "layout": profile.layout}
 
 
-def data_spec(spec: str, task: str, what: str) -> str:
+def data_spec(spec: str, what: str) -> str:
     if not spec:
         raise ConfigError(f"profile needs {what} (e.g. 'folder:/data/Rain13K' or 'embedded')")
     return spec
 
 
 def fingerprints(profile: Profile, task: str) -> dict[str, str]:
-    train = data_spec(profile.train_data, task, "train_data")
-    test = data_spec(profile.test_data, task, "test_data")
+    train = data_spec(profile.train_data, "train_data")
+    test = data_spec(profile.test_data, "test_data")
     return {"train": _fingerprint(train, task, profile.layout, "train"),
             "test": _fingerprint(test, task, profile.layout, "test")}
 
@@ -119,10 +119,6 @@ def read_record(folder: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     return json.loads(path.read_text())
-
-
-def _seed_everything(seed: int) -> None:
-    torch.manual_seed(seed)
 
 
 def _train_and_score(
@@ -167,7 +163,7 @@ def ensure_teacher(
 
 def _run_teacher(profile: Profile, task: str, seed: int, folder: Path, tid: str, cfg: dict[str, Any],
                  device: torch.device, progress: bool, resume: bool) -> dict[str, Any]:
-    _seed_everything(seed)
+    torch.manual_seed(seed)
     model = build_model(profile.teacher).to(device)
     distiller = build_distiller("scratch", model).to(device)
     out = _train_and_score(model, distiller, profile.teacher_train, profile, task, seed, folder, device,
@@ -193,7 +189,7 @@ def run_student(job: StudentJob, runs_dir: Path, device: torch.device | str = "c
         if config["teacher"] is not None:
             teacher, teacher_record = ensure_teacher(job.profile, job.task, job.teacher_seed, runs_dir, device,
                                                      progress)
-        _seed_everything(job.seed)
+        torch.manual_seed(job.seed)
         student = build_model(job.student).to(device)
         probe = torch.zeros(1, 3, job.profile.student_train.crop, job.profile.student_train.crop, device=device)
         distiller = build_distiller(job.method, student, teacher, job.options, probe).to(device)

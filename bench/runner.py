@@ -47,16 +47,17 @@ def cell_folder(runs_dir: Path, cell_id: str) -> Path:
     return runs_dir / "cells" / cell_id
 
 
-def cell_status(runs_dir: Path, cell_id: str) -> str:
-    """``done``, ``failed``, ``running`` (claimed by a live runner) or ``pending``."""
+def cell_status(runs_dir: Path, cell_id: str) -> tuple[str, dict[str, Any] | None]:
+    """The cell's status -- ``done``, ``failed``, ``running`` (claimed by a live runner) or
+    ``pending`` -- and its record (None when there is none yet)."""
     folder = cell_folder(runs_dir, cell_id)
     record = read_record(folder)
     lock = FileLock(folder / "run.lock")
     if lock.path.exists() and not lock.is_stale():
-        return "running"
+        return "running", record
     if record is not None:
-        return record.get("status", "failed")
-    return "pending"
+        return record.get("status", "failed"), record
+    return "pending", None
 
 
 def write_manifest(grid: Grid, runs_dir: Path) -> Path:
@@ -120,7 +121,7 @@ def run_grids(
     summary = GridSummary()
     pending = []
     for cid, cell in cells.items():
-        status = cell_status(runs_dir, cid)
+        status, _ = cell_status(runs_dir, cid)
         if status == "done" and not force:
             summary.skipped += 1
         elif status == "running":
@@ -208,8 +209,8 @@ def grid_status(grid: Grid, runs_dir: Path) -> list[dict[str, Any]]:
     """One row per cell: label, task, seed, status, PSNR (dB) when done, error when failed, id."""
     rows = []
     for cell in grid.cells:
-        status = cell_status(runs_dir, cell.id)
-        record = read_record(cell_folder(runs_dir, cell.id)) or {}
+        status, record = cell_status(runs_dir, cell.id)
+        record = record or {}
         rows.append({"label": cell.label, "task": cell.task, "seed": cell.seed, "status": status,
                      "psnr_dB": (record.get("metrics") or {}).get("psnr") if status == "done" else None,
                      "error": record.get("error") if status == "failed" else None, "id": cell.id})

@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..grid import Cell, Grid
 from ..jobs import read_record
-from ..runner import cell_folder, cell_status
+from ..runner import cell_status
 
 #: record fields left out of the flat rows (multi-line text; the record file keeps it)
 SKIPPED_FIELDS = ("traceback",)
@@ -32,7 +32,7 @@ class CellResult:
 
 def load_cells(grid: Grid, runs_dir: Path) -> list[CellResult]:
     """Every cell of ``grid`` (the expanded spec, in grid order) with its record under ``runs_dir``."""
-    return [CellResult(c, cell_status(runs_dir, c.id), read_record(cell_folder(runs_dir, c.id))) for c in grid.cells]
+    return [CellResult(c, *cell_status(runs_dir, c.id)) for c in grid.cells]
 
 
 def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
