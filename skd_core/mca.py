@@ -14,6 +14,10 @@ Student feature ``S`` and teacher feature ``T`` at one tap are ``B, C, H, W`` te
   inputs without a unit stride on ``C``, that need a gradient to its explicit math kernel --
   about 3 GiB instead of under 50 MiB for a forward+backward at N = 16384, C = 48.)
 
+:func:`channel_weights` and :func:`spatial_weights` return the softmax weights themselves (the
+``C_T x C_S`` map, and chosen rows of the ``N x N`` map without building the rest) for figures;
+both share their logits with the attended forms above, so maps and loss cannot drift apart.
+
 Readings the paper leaves open, each a named option (*ours*):
 
 - ``normalize``: ``"l2"`` (default) L2-normalises the query and key rows along the contracted
@@ -29,6 +33,8 @@ Readings the paper leaves open, each a named option (*ours*):
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F  # noqa: N812 -- the torch convention
@@ -59,21 +65,51 @@ def _check_pair(student: torch.Tensor, teacher: torch.Tensor, same_width: bool) 
         )
 
 
+def _check_options(temperature: float, normalize: str) -> None:
+    _check_temperature(temperature)
+    if normalize not in NORMALIZATIONS:
+        raise unknown("MCA normalization", normalize, NORMALIZATIONS)
+
+
+def channel_weights(
+    student: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0, normalize: str = "l2"
+) -> torch.Tensor:
+    """The channel map ``softmax(T S^T / temperature)`` (softmax over student channels): student
+    ``B, C_S, H, W`` and teacher ``B, C_T, H, W`` give ``B, C_T, C_S``; each row sums to 1."""
+    _check_options(temperature, normalize)
+    _check_pair(student, teacher, same_width=False)
+    s = student.flatten(2)  # B, C_S, N
+    t = teacher.flatten(2)  # B, C_T, N
+    q, k = (F.normalize(t, dim=-1), F.normalize(s, dim=-1)) if normalize == "l2" else (t, s)
+    return torch.softmax(q @ k.transpose(1, 2) / temperature, dim=-1)
+
+
 def channel_attention(
     student: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0, normalize: str = "l2"
 ) -> torch.Tensor:
     """``S_c = softmax(T S^T / temperature) S``: student ``B, C_S, H, W`` and teacher ``B, C_T, H, W``
     give ``B, C_T, H, W``. ``normalize="l2"`` normalises each channel row over ``N`` first."""
-    _check_temperature(temperature)
-    _check_pair(student, teacher, same_width=False)
-    if normalize not in NORMALIZATIONS:
-        raise unknown("MCA normalization", normalize, NORMALIZATIONS)
     b, _, h, w = student.shape
-    s = student.flatten(2)  # B, C_S, N
-    t = teacher.flatten(2)  # B, C_T, N
+    attn = channel_weights(student, teacher, temperature, normalize)  # B, C_T, C_S
+    return (attn @ student.flatten(2)).reshape(b, -1, h, w)
+
+
+def _tokens(
+    student: torch.Tensor, teacher: torch.Tensor, temperature: float, normalize: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Queries (teacher), keys and values (student) of the spatial form, each ``B, 1, N, C``."""
+    _check_options(temperature, normalize)
+    _check_pair(student, teacher, same_width=True)
+    # B, 1, N, C (one head), contiguous: the fused CPU kernels need a unit stride on C
+    s = student.flatten(2).transpose(1, 2).contiguous().unsqueeze(1)
+    t = teacher.flatten(2).transpose(1, 2).contiguous().unsqueeze(1)
     q, k = (F.normalize(t, dim=-1), F.normalize(s, dim=-1)) if normalize == "l2" else (t, s)
-    attn = torch.softmax(q @ k.transpose(1, 2) / temperature, dim=-1)  # B, C_T, C_S
-    return (attn @ s).reshape(b, -1, h, w)
+    return q, k, s
+
+
+def _token_softmax(q: torch.Tensor, k: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``softmax_m(<q_n, k_m> / temperature)`` for the given query rows: ``B, 1, Q, N``."""
+    return torch.softmax(q @ k.transpose(-2, -1) / temperature, dim=-1)
 
 
 def spatial_attention(
@@ -84,22 +120,42 @@ def spatial_attention(
     ``B, C, H, W`` (equal widths); returns ``B, C, H, W``. ``normalize="l2"`` normalises each token
     over ``C`` first. ``impl="sdpa"`` never builds the ``N x N`` map; ``"matmul"`` does (the explicit
     product, for reference and memory comparison only)."""
-    _check_temperature(temperature)
-    _check_pair(student, teacher, same_width=True)
-    if normalize not in NORMALIZATIONS:
-        raise unknown("MCA normalization", normalize, NORMALIZATIONS)
     if impl not in SPATIAL_IMPLS:
         raise unknown("spatial MCA implementation", impl, SPATIAL_IMPLS)
     b, c, h, w = student.shape
-    # B, 1, N, C (one head), contiguous: the fused CPU kernels need a unit stride on C
-    s = student.flatten(2).transpose(1, 2).contiguous().unsqueeze(1)
-    t = teacher.flatten(2).transpose(1, 2).contiguous().unsqueeze(1)
-    q, k = (F.normalize(t, dim=-1), F.normalize(s, dim=-1)) if normalize == "l2" else (t, s)
+    q, k, s = _tokens(student, teacher, temperature, normalize)
     if impl == "sdpa":
         out = F.scaled_dot_product_attention(q, k, s, scale=1.0 / temperature)
     else:
-        out = torch.softmax(q @ k.transpose(-2, -1) / temperature, dim=-1) @ s  # B, 1, N, N map
+        out = _token_softmax(q, k, temperature) @ s  # B, 1, N, N map
     return out.squeeze(1).transpose(1, 2).reshape(b, c, h, w)
+
+
+def spatial_weights(
+    student: torch.Tensor, teacher: torch.Tensor, queries: Sequence[int], temperature: float = 1.0,
+    normalize: str = "l2",
+) -> torch.Tensor:
+    """Rows ``queries`` (flat token indices ``n = y * W + x``) of the spatial map
+    ``softmax_m(<t_n, s_m> / temperature)``, each reshaped to the feature's ``H x W``: student and
+    teacher ``B, C, H, W`` (equal widths) give ``B, Q, H, W``, each map summing to 1. Costs
+    ``Q x N`` logits; the ``N x N`` map is never built."""
+    b, _, h, w = student.shape
+    rows = list(queries)
+    if not rows or not all(0 <= n < h * w for n in rows):
+        raise ConfigError(f"spatial MCA query rows must be token indices in [0, {h * w}), got {rows}")
+    q, k, _ = _tokens(student, teacher, temperature, normalize)
+    return _token_softmax(q[:, :, rows], k, temperature).reshape(b, len(rows), h, w)
+
+
+def attention_weights(
+    student: torch.Tensor, teacher: torch.Tensor, queries: Sequence[int], temperature: float = 1.0,
+    normalize: str = "l2",
+) -> dict[str, torch.Tensor]:
+    """Both forms' weights for (adapted) student and teacher ``B, C, H, W`` features of equal width:
+    ``"channel"`` the ``B, C_T, C_S`` map of :func:`channel_weights`, ``"spatial"`` the
+    ``B, Q, H, W`` rows of :func:`spatial_weights` for token indices ``queries``."""
+    return {"channel": channel_weights(student, teacher, temperature, normalize),
+            "spatial": spatial_weights(student, teacher, queries, temperature, normalize)}
 
 
 class CrossNetAttention(nn.Module):
@@ -132,6 +188,11 @@ class CrossNetAttention(nn.Module):
         if self.dims in ("spatial", "both"):
             out["spatial"] = spatial_attention(student, teacher, self.temperature, self.normalize, self.impl)
         return out
+
+    def weights(self, student: torch.Tensor, teacher: torch.Tensor, queries: Sequence[int]) -> dict[str, torch.Tensor]:
+        """:func:`attention_weights` at this module's temperature and normalisation (both forms,
+        whatever ``dims`` is)."""
+        return attention_weights(student, teacher, queries, self.temperature, self.normalize)
 
     def extra_repr(self) -> str:
         return f"dims={self.dims!r}, temperature={self.temperature}, normalize={self.normalize!r}, impl={self.impl!r}"
