@@ -16,7 +16,7 @@ import json
 import os
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,13 +25,15 @@ import torch
 from torch import nn
 
 from skd_core.atomic import atomic_write_json
-from skd_core.data import data_fingerprint, get_task, load_pairs, train_crops
+from skd_core.data import ImagePair, data_fingerprint, get_task, load_pairs, train_crops
 from skd_core.errors import ConfigError, SkdError
 from skd_core.methods import METHODS, DistillOptions, build_distiller
 from skd_core.models import MODELS, build_model, load_checkpoint
+from skd_core.similarity import SimilarityProbe
+from skd_core.taps import DEFAULT_TAPS
 from skd_core.train.checkpoint import save_weights
 from skd_core.train.config import TrainConfig
-from skd_core.train.evaluate import evaluate
+from skd_core.train.evaluate import centre_crop, evaluate
 from skd_core.train.loop import fit
 
 from .locks import FileLock
@@ -40,6 +42,10 @@ from .provenance import code_version, config_hash, provenance
 
 RECORD = "record.json"
 WEIGHTS = "model.safetensors"
+#: the similarity probe batch: centre crops (side a multiple of 8, at most PROBE_SIDE) of the
+#: first PROBE_IMAGES test inputs
+PROBE_IMAGES = 2
+PROBE_SIDE = 64
 
 
 @dataclass(frozen=True)
@@ -123,13 +129,17 @@ def read_record(folder: Path) -> dict[str, Any] | None:
 
 def _train_and_score(
     model: nn.Module, distiller: nn.Module, cfg: TrainConfig, profile: Profile, task: str, seed: int,
-    folder: Path, device: torch.device, progress: bool, desc: str, resume: bool,
+    folder: Path, device: torch.device, progress: bool, desc: str, resume: bool, teacher: nn.Module | None = None,
 ) -> dict[str, Any]:
+    """Train, score and save ``model``; with a ``teacher``, the history also logs the linear CKA of
+    ``model``'s and the teacher's features at :data:`DEFAULT_TAPS` (``sim/<tap>``, see
+    :class:`SimilarityProbe`) on :func:`probe_batch`."""
     data = train_crops(profile.train_data, task, cfg.crop, cfg.steps * cfg.batch, seed, profile.layout)
     test = load_pairs(profile.test_data, task, profile.layout, "test")
     info = get_task(task)
     validate = (lambda: evaluate(model, test, info, device, cfg.val_crop).psnr) if cfg.val_every else None
-    result = fit(distiller, data, cfg, folder, device=device, resume=resume, validate=validate,
+    probe = SimilarityProbe(model, teacher, probe_batch(test, device), DEFAULT_TAPS) if teacher is not None else None
+    result = fit(distiller, data, cfg, folder, device=device, resume=resume, validate=validate, probe=probe,
                  progress=progress, desc=desc)
     t0 = time.perf_counter()
     scores = evaluate(model, test, info, device, profile.eval_max_side)
@@ -137,6 +147,27 @@ def _train_and_score(
     return {"metrics": scores.to_dict(), "eval_seconds": time.perf_counter() - t0,
             "training": {"seconds": result.seconds, "steps": result.steps, "history": result.history,
                          "resumed_from": result.resumed_from}}
+
+
+def probe_batch(pairs: Sequence[ImagePair], device: torch.device) -> torch.Tensor:
+    """``B, 3, S, S`` centre crops of the first :data:`PROBE_IMAGES` degraded test inputs, ``S`` the
+    largest multiple of 8 up to :data:`PROBE_SIDE` that fits them all."""
+    chosen = pairs[:PROBE_IMAGES]
+    side = min(PROBE_SIDE, *(min(p.lq.shape[:2]) for p in chosen))
+    crops = [centre_crop(p.lq, side) for p in chosen]
+    return torch.stack([torch.from_numpy(c.transpose(2, 0, 1).copy()).float() for c in crops]).to(device)
+
+
+def finished_teacher(
+    profile: Profile, task: str, seed: int, runs_dir: Path, device: torch.device | str = "cpu",
+) -> nn.Module | None:
+    """The teacher for (profile, task, seed) if it exists without training (a checkpoint file or a
+    finished run under ``runs_dir``), else None."""
+    if not profile.teacher_checkpoint:
+        tid = job_id(teacher_config(profile, task, seed), profile, task)
+        if read_record(runs_dir / "teachers" / tid) is None:
+            return None
+    return ensure_teacher(profile, task, seed, runs_dir, device, progress=False)[0]
 
 
 def ensure_teacher(
@@ -189,13 +220,16 @@ def run_student(job: StudentJob, runs_dir: Path, device: torch.device | str = "c
         if config["teacher"] is not None:
             teacher, teacher_record = ensure_teacher(job.profile, job.task, job.teacher_seed, runs_dir, device,
                                                      progress)
+        # scratch students are compared with the teacher too, if it exists without training one
+        compared_with = teacher if teacher is not None else finished_teacher(job.profile, job.task, job.teacher_seed,
+                                                                              runs_dir, device)
         torch.manual_seed(job.seed)
         student = build_model(job.student).to(device)
         probe = torch.zeros(1, 3, job.profile.student_train.crop, job.profile.student_train.crop, device=device)
         distiller = build_distiller(job.method, student, teacher, job.options, probe).to(device)
         desc = f"{job.method} {job.student} {job.task} seed {job.seed}"
         out = _train_and_score(student, distiller, job.profile.student_train, job.profile, job.task, job.seed,
-                               folder, device, progress, desc, resume)
+                               folder, device, progress, desc, resume, compared_with)
         distiller.close()
         record = {**base, "status": "done", "model": job.student,
                   "params": sum(p.numel() for p in student.parameters()),

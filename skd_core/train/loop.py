@@ -27,6 +27,8 @@ from .schedule import build_optimizer, build_scheduler
 
 #: per-step loss terms are logged this many times per run (plus the last step)
 LOG_POINTS = 100
+#: the probe runs at this many evenly spaced steps after step 0 (so at step 0 and the last step too)
+PROBE_POINTS = 10
 
 
 class NonFiniteLossError(SkdError, FloatingPointError):
@@ -56,12 +58,16 @@ def fit(
     device: torch.device | str = "cpu",
     resume: bool = False,
     validate: Callable[[], float] | None = None,
+    probe: Callable[[], dict[str, float]] | None = None,
     progress: bool = True,
     desc: str = "train",
 ) -> FitResult:
     """Optimise ``distiller`` (its ``forward(lq, gt)`` returns ``.loss`` and ``.terms``) for
     ``cfg.steps`` steps; checkpoints go to ``run_dir/checkpoint``. ``validate()`` returns the
-    validation PSNR in dB and is called every ``cfg.val_every`` steps."""
+    validation PSNR in dB and is called every ``cfg.val_every`` steps. ``probe()`` returns named
+    measurements (e.g. ``{"sim/latent": 0.8}``) logged as ``{"step": s, **probe()}`` before the first
+    step (``s = 0``) and after :data:`PROBE_POINTS` evenly spaced steps, the last included; it runs
+    with the global RNG forked, so it cannot change the training."""
     device = torch.device(device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -79,6 +85,9 @@ def fit(
         if cfg.amp == "bf16" and device.type == "cuda"
         else contextlib.nullcontext()
     )
+    probe_steps = {round(k * cfg.steps / PROBE_POINTS) for k in range(PROBE_POINTS + 1)} if probe else set()
+    if state.step == 0 and 0 in probe_steps:
+        state.history.append(_probed(0, probe, device))
     # the per-step bar shows on a terminal only (disable=None); logs get the grid-level bar
     bar = tqdm(total=cfg.steps, initial=state.step, desc=desc, disable=None if progress else True, leave=False,
                dynamic_ncols=True)
@@ -105,6 +114,8 @@ def fit(
             bar.set_postfix(loss=f"{loss.item():.4f}")
         if validate is not None and cfg.val_every and (done % cfg.val_every == 0 or done == cfg.steps):
             state.history.append({"step": done, "val_psnr": validate()})
+        if done in probe_steps:
+            state.history.append(_probed(done, probe, device))
         bar.update(1)
         if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.steps:
             state.step, state.seconds = done, seconds_before + time.perf_counter() - t0
@@ -114,6 +125,11 @@ def fit(
     state.seconds = seconds_before + time.perf_counter() - t0
     save_checkpoint(ckpt_dir, distiller, opt, sched, state)
     return FitResult(cfg.steps, state.seconds, state.history, resumed_from)
+
+
+def _probed(step: int, probe: Callable[[], dict[str, float]], device: torch.device) -> dict[str, float]:
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        return {"step": step, **probe()}
 
 
 __all__ = ["FitResult", "NonFiniteLossError", "batch_at", "fit", "save_weights"]
