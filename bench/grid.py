@@ -14,6 +14,8 @@ Spec keys::
     axes: {options.mca_dims: [none, channel, spatial, both]}   # dotted keys into a cell
     cells: [{label: ..., method: ..., options: {...}}]          # explicit cells, added to the product
     reference: true                # add the scratch student (the baseline of every difference)
+    report:                        # optional, figures only (never part of a cell)
+      qualitative: {images: [camera], region: [top, left, size], max_images: 2}
 
 A cell's ``label`` names its variant (a table row); seeds of one label are aggregated.
 """
@@ -36,10 +38,23 @@ from .jobs import StudentJob
 from .profiles import PROFILES
 
 SPEC_KEYS = ("study", "description", "profile", "profile_overrides", "tasks", "seeds", "teacher_seed", "base",
-             "axes", "cells", "reference")
+             "axes", "cells", "reference", "report")
 CELL_KEYS = ("label", "method", "student", "options", "profile_overrides", "task")
 OPTION_KEYS = tuple(DistillOptions.__dataclass_fields__)
 REFERENCE_LABEL = "scratch"
+REPORT_KEYS = ("qualitative",)
+QUALITATIVE_KEYS = ("images", "region", "max_images")
+
+
+@dataclass(frozen=True)
+class QualitativeOptions:
+    """``report.qualitative`` of a spec: the test images to show (names; ``None``: the task's first
+    ``max_images``) and the zoomed region ``(top, left, size)`` in pixels of the image as the cells
+    were scored (after any centre crop; ``None``: where the restored outputs differ most)."""
+
+    images: tuple[str, ...] | None = None
+    region: tuple[int, int, int] | None = None
+    max_images: int = 2
 
 
 @dataclass(frozen=True)
@@ -67,6 +82,7 @@ class Grid:
     seeds: list[int]
     cells: list[Cell]
     spec: dict[str, Any]
+    qualitative: QualitativeOptions = field(default_factory=QualitativeOptions)
 
     def labels(self) -> list[str]:
         return list(dict.fromkeys(c.label for c in self.cells))
@@ -151,7 +167,27 @@ def _expand(spec: dict[str, Any], path: Path, profile: str | None, overrides: Ma
                 except SkdError as exc:
                     raise type(exc)(f"{where}: {exc}") from exc
                 cells.append(Cell(cell["label"], task, seed, job, chosen))
-    return Grid(study, _typed(spec, "description", str, ""), path, profile_name, tasks, seeds, cells, spec)
+    return Grid(study, _typed(spec, "description", str, ""), path, profile_name, tasks, seeds, cells, spec,
+                _qualitative(_typed(spec, "report", dict, {})))
+
+
+def _qualitative(report: dict[str, Any]) -> QualitativeOptions:
+    check_keys(report, REPORT_KEYS, "report key", "report")
+    block = _typed(report, "qualitative", dict, {})
+    check_keys(block, QUALITATIVE_KEYS, "qualitative figure key", "report.qualitative")
+    images, region = block.get("images"), block.get("region")
+    max_images = _typed(block, "max_images", int, 2)
+    if max_images < 1:
+        raise ConfigError(f"report.qualitative.max_images must be >= 1, got {max_images!r}")
+    if images is not None and (not isinstance(images, list) or not images
+                               or not all(isinstance(n, str) and n for n in images)):
+        raise ConfigError(f"report.qualitative.images must be a non-empty list of test image names, got {images!r}")
+    if region is not None and (not isinstance(region, list) or len(region) != 3
+                               or not all(isinstance(v, int) and not isinstance(v, bool) for v in region)
+                               or min(region[:2]) < 0 or region[2] < 1):
+        raise ConfigError(f"report.qualitative.region must be [top, left, size] in pixels (top, left >= 0, "
+                          f"size >= 1), got {region!r}")
+    return QualitativeOptions(tuple(images) if images else None, tuple(region) if region else None, max_images)
 
 
 def _typed(spec: Mapping[str, Any], key: str, kind: type, default: Any) -> Any:
