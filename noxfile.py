@@ -27,7 +27,9 @@ def install(session: nox.Session, extras: str = "dev") -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Unit and integration tests (CPU only; the Ray executor against a local Ray); posargs go to pytest."""
+    """Unit and integration tests (CPU only; the Ray executor against a local Ray); posargs go to pytest.
+    The browser tests skip without /usr/bin/chromium unless SKD_REQUIRE_BROWSER=1 (nox passes the
+    caller's environment through; .ci/run installs Chromium and sets it)."""
     install(session, "dev,ray")
     session.run("pytest", *(session.posargs or ["-q"]))
 

@@ -1,10 +1,11 @@
 """``skd-bench report``: a grid's records -> tables (Markdown, LaTeX, CSV), figures (PNG, SVG) and
-pages under ``results/<study>/``, plus the index ``results/README.md``.
+pages (``README.md``, a static ``index.html``) under ``results/<study>/``, plus the index
+``results/README.md``.
 
 Modules, one job each: :mod:`.records` (records -> pandas), :mod:`.measures` (per-architecture
 complexity and throughput), :mod:`.stats` (means, intervals, paired differences, Pareto front),
 :mod:`.conventions` (what every number means), :mod:`.tables`, :mod:`.figures`, :mod:`.pages`,
-and :mod:`.build` (puts them together).
+:mod:`.html` (the static page) and :mod:`.build` (puts them together).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from skd_core.errors import SkdError
 from ..grid import Grid
 from . import figures, tables
 from .conventions import read_conventions
+from .html import write_study_html
 from .measures import arch_records
 from .pages import PAGE, run_info, study_page
 from .records import cell_frame, history_frame, load_cells, teacher_frame
@@ -49,7 +50,10 @@ def build_report(grid: Grid, runs_dir: Path, out: Path) -> Path:
                                 _speed(cells, arch))
     page = study_page(grid, cells, table_md, table_paths, drawn, not_drawn, run_info(grid, [cells, teachers], runs_dir),
                       root)
-    return atomic_write_text(root / PAGE, page)
+    readme = atomic_write_text(root / PAGE, page)
+    write_study_html(grid, cells, table, table_paths, drawn, not_drawn, conv,
+                     run_info(grid, [cells, teachers], runs_dir), root)
+    return readme
 
 
 def _macs_g(arch: dict, model: str) -> float:

@@ -26,22 +26,32 @@ class Conventions:
 
     def caption(self) -> str:
         """One paragraph stating every convention of the tables."""
+        return " ".join(text for _, text in self.items())
+
+    def items(self) -> list[tuple[str, str]]:
+        """``(numbers, convention)`` pairs, one per kind of number in the tables, in caption order."""
         scoring = "; ".join(f"{task}: {text}" for task, text in self.scoring.items())
         macs = (f"MACs: multiply-accumulates in G (1 MAC = 2 FLOPs) of one forward pass at input "
                 f"{self.input_shape}, counted by {self.counter} (convolutions, matrix and attention products)."
                 if self.input_shape else "MACs: not measured (no architecture records; `skd-bench run` writes them).")
-        speed = f" Throughput: {self.throughput}." if self.throughput else ""
-        return (f"Profile {self.profile}; mean ± sample standard deviation over seeds "
-                f"({len(self.seeds)} seeds: {', '.join(map(str, self.seeds))}; "
-                f"the Seeds column gives finished/planned). "
-                f"PSNR (dB) and SSIM with BasicSR/MATLAB semantics (clamped to [0, 1], quantised to uint8, float64, "
-                f"peak 255; SSIM with an 11-tap Gaussian window, sigma 1.5) on {scoring}. "
-                f"Δ: mean paired difference to the {REFERENCE_LABEL} student over seeds (pairs by seed) with its "
-                f"two-sided {LEVEL:.0%} Student-t confidence interval. "
-                f"Params: the student's own, in M; distillation adapters are training overhead and excluded. "
-                f"{macs}{speed} Teacher: the reference model the distilled cells used. "
-                f"Bold (CSV: best_* columns): best student per column and task (highest PSNR, SSIM and Δ; "
-                f"lowest params and MACs), marked only where the values differ.")
+        speed = [("Throughput", f"Throughput: {self.throughput}.")] if self.throughput else []
+        return [
+            ("Seeds, mean ± sd", f"Profile {self.profile}; mean ± sample standard deviation over seeds "
+                                 f"({len(self.seeds)} seeds: {', '.join(map(str, self.seeds))}; "
+                                 f"the Seeds column gives finished/planned)."),
+            ("PSNR (dB), SSIM", f"PSNR (dB) and SSIM with BasicSR/MATLAB semantics (clamped to [0, 1], quantised to "
+                                f"uint8, float64, peak 255; SSIM with an 11-tap Gaussian window, sigma 1.5) on "
+                                f"{scoring}."),
+            ("Δ PSNR, Δ SSIM", f"Δ: mean paired difference to the {REFERENCE_LABEL} student over seeds (pairs by "
+                               f"seed) with its two-sided {LEVEL:.0%} Student-t confidence interval."),
+            ("Params (M)", "Params: the student's own, in M; distillation adapters are training overhead and "
+                           "excluded."),
+            ("MACs (G)", macs),
+            *speed,
+            ("Teacher", "Teacher: the reference model the distilled cells used."),
+            ("Bold", "Bold (CSV: best_* columns): best student per column and task (highest PSNR, SSIM and Δ; "
+                     "lowest params and MACs), marked only where the values differ."),
+        ]
 
 
 def read_conventions(grid: Grid, cells: pd.DataFrame, arch: Mapping[str, Mapping[str, Any]]) -> Conventions:

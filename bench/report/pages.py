@@ -15,6 +15,7 @@ from skd_core.atomic import atomic_write_text
 from ..grid import Grid
 
 PAGE = "README.md"
+HTML_PAGE = "index.html"  # the same study as one static page, written by :mod:`.html`
 #: run-info line -> provenance fields (flattened record columns) it shows
 RUN_INFO = {
     "machine": ("provenance.machine.node", "provenance.machine.processor", "provenance.machine.cpu_count",
@@ -90,8 +91,8 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def write_index(results_dir: Path) -> Path:
-    """Rebuild ``results_dir/README.md`` linking every ``results_dir/<study>/README.md``, its tables
-    and its figures."""
+    """Rebuild ``results_dir/README.md`` linking every ``results_dir/<study>/README.md`` (and its
+    ``index.html`` where written), its tables and its figures."""
     lines = ["# Results", "", "Reports written by `skd-bench report GRID`; one section per study.", ""]
     for page in sorted(results_dir.glob(f"*/{PAGE}")):
         study = page.parent
@@ -99,7 +100,8 @@ def write_index(results_dir: Path) -> Path:
         description = text[2] if len(text) > 2 else ""
         tables = sorted((study / "tables").glob("*"))
         figures = sorted((study / "figures").glob("*.png"))
-        lines += [f"## [{study.name}]({study.name}/{PAGE})", "", description, "",
+        html = f" · [HTML page]({study.name}/{HTML_PAGE})" if (study / HTML_PAGE).is_file() else ""
+        lines += [f"## [{study.name}]({study.name}/{PAGE}){html}", "", description, "",
                   "Tables: " + (" · ".join(f"[{p.name}]({_rel(p, results_dir)})" for p in tables) or "none"),
                   "", "Figures: " + (" · ".join(f"[{p.stem}]({_rel(p, results_dir)})" for p in figures) or "none"), ""]
     others = sorted(p for p in [*results_dir.glob("*.md"), *results_dir.glob("tables/*.md")] if p.name != PAGE)
