@@ -35,6 +35,15 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def perf(session: nox.Session) -> None:
+    """Benchmarks of the working tree vs a baseline measured on this machine (default: HEAD, in a
+    temporary git worktree); fails on a median regression. posargs go to ``skd-bench perf``, e.g.
+    ``nox -s perf -- --baseline origin/main --threshold 15`` or ``--baseline .perf/main.json``."""
+    install(session)
+    session.run("skd-bench", "perf", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff over the code."""
     session.install("ruff>=0.5")
