@@ -11,15 +11,17 @@ from skd_core.atomic import atomic_write_text
 from skd_core.errors import SkdError
 
 from ..grid import Grid
-from . import figures, tables
+from . import figures, qualitative, tables
 from .conventions import read_conventions
 from .html import write_study_html
 from .measures import arch_records
 from .pages import PAGE, run_info, study_page
-from .records import cell_frame, history_frame, load_cells, teacher_frame
+from .records import CellResult, cell_frame, history_frame, load_cells, similarity_frame, teacher_frame
 from .stats import summarise
 
 TABLE = "summary"
+#: stems of figures drawn once per task and test image: ``<prefix>_<task>_<image>``
+PER_IMAGE_PREFIXES = ("qualitative", "error")
 
 
 def build_report(grid: Grid, runs_dir: Path, out: Path) -> Path:
@@ -47,7 +49,7 @@ def build_report(grid: Grid, runs_dir: Path, out: Path) -> Path:
                    atomic_write_text(root / "tables" / f"{TABLE}.csv", tables.csv_table(table))]
     atomic_write_text(root / "records.csv", cells.to_csv(index=False))
     drawn, not_drawn = _figures(root / "figures", cells, summary, table, history_frame(results),
-                                _speed(cells, arch))
+                                _speed(cells, arch), _model_plans(grid, results, runs_dir))
     page = study_page(grid, cells, table_md, table_paths, drawn, not_drawn, run_info(grid, [cells, teachers], runs_dir),
                       root)
     readme = atomic_write_text(root / PAGE, page)
@@ -75,9 +77,10 @@ def _speed(cells: pd.DataFrame, arch: dict) -> pd.DataFrame:
 
 
 def _figures(folder: Path, cells: pd.DataFrame, summary: pd.DataFrame, table: pd.DataFrame, history: pd.DataFrame,
-             speed: pd.DataFrame) -> tuple[dict[str, list[Path]], dict[str, str]]:
+             speed: pd.DataFrame, extra: list[qualitative.Plan]) -> tuple[dict[str, list[Path]], dict[str, str]]:
     """Draw what the data allows: ``(title -> [png, svg], title -> why not drawn)``; a figure not
-    drawn now is removed if an earlier report left it, so the pages never link a stale one."""
+    drawn now is removed if an earlier report left it (also any per-image figure, stems
+    :data:`PER_IMAGE_PREFIXES`, of an image no longer shown), so the pages never link a stale one."""
     plans = [
         ("Ablation: PSNR per variant and paired difference to scratch", "ablation",
          lambda: figures.ablation_figure(cells, summary), ""),
@@ -87,6 +90,7 @@ def _figures(folder: Path, cells: pd.DataFrame, summary: pd.DataFrame, table: pd
          "" if len(history) else "no training history in the records"),
         ("Realised speed-up vs MAC ratio", "speedup", lambda: figures.speedup_figure(speed),
          "" if len(speed) else "no student and teacher throughput measured on one device"),
+        *extra,
     ]
     drawn, not_drawn = {}, {}
     for title, stem, draw, missing in plans:
@@ -96,4 +100,20 @@ def _figures(folder: Path, cells: pd.DataFrame, summary: pd.DataFrame, table: pd
                 (folder / f"{stem}.{fmt}").unlink(missing_ok=True)
         else:
             drawn[title] = figures.save_figure(draw(), folder / stem)
+    kept = {path.name for paths in drawn.values() for path in paths}
+    for prefix in PER_IMAGE_PREFIXES:
+        for path in folder.glob(f"{prefix}_*"):
+            if path.name not in kept:
+                path.unlink()
     return drawn, not_drawn
+
+
+def _model_plans(grid: Grid, results: list[CellResult], runs_dir: Path) -> list[qualitative.Plan]:
+    """Figures from the saved models (qualitative, error and attention maps) and from the
+    teacher-student similarity the cells logged while training."""
+    similarity = similarity_frame(results)
+    return [*qualitative.image_plans(grid, results, runs_dir), qualitative.attention_plan(grid, results, runs_dir),
+            ("Teacher-student feature similarity per tap over training (linear CKA)", "similarity",
+             lambda: figures.similarity_figure(similarity),
+             "" if len(similarity) else "no similarity in the training histories (no teacher was available, "
+                                        "or the cells were trained before the probe existed)")]

@@ -1,6 +1,8 @@
 """The figures of a study (seaborn on matplotlib's object API: no pyplot state, rendered by Agg
 for PNG), each saved as PNG and SVG: ablation intervals, PSNR vs cost with the Pareto front,
-training curves, and realised speed-up vs MAC ratio."""
+training curves, teacher-student feature similarity over training, and realised speed-up vs MAC
+ratio. Figures drawn from model weights (restorations, error and attention maps) are in
+:mod:`bench.report.qualitative`."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from skd_core.atomic import atomic_write
+from skd_core.taps import DEFAULT_TAPS
 
 from ..grid import REFERENCE_LABEL
 from .records import CURVE_METRICS
@@ -115,6 +118,30 @@ def training_figure(history: pd.DataFrame) -> Figure:
         if legend is not None:
             legend.set_bbox_to_anchor((1.02, 0.5))
             legend.set_loc("center left")
+    return fig
+
+
+def similarity_figure(similarity: pd.DataFrame) -> Figure:
+    """Per task (a row) and tap (a column): linear CKA between student and teacher features vs
+    training step per variant, mean over seeds with a ± 1 standard deviation band."""
+    tasks = list(similarity["task"].unique())
+    known = {tap: i for i, tap in enumerate(DEFAULT_TAPS)}  # forward order; other taps after, by name
+    taps = sorted(similarity["tap"].unique(), key=lambda tap: (known.get(tap, len(known)), tap))
+    with sns.axes_style(STYLE):
+        fig = Figure(figsize=(2.8 * len(taps) + 2, 2.8 * len(tasks) + 0.4), layout="constrained")
+        axes = fig.subplots(len(tasks), len(taps), squeeze=False, sharey=True)
+        for row, task in zip(axes, tasks, strict=True):
+            for ax, tap in zip(row, taps, strict=True):
+                data = similarity[(similarity["task"] == task) & (similarity["tap"] == tap)]
+                sns.lineplot(data=data, x="step", y="value", hue="label", errorbar="sd", ax=ax,
+                             legend="auto" if ax is axes[0][-1] else False)
+                ax.set(xlabel="step", ylabel="linear CKA (student, teacher)", title=f"{task}: {tap}", ylim=(0, 1.02))
+        legend = axes[0][-1].get_legend()
+        if legend is not None:
+            legend.set_bbox_to_anchor((1.02, 0.5))
+            legend.set_loc("center left")
+        fig.suptitle("Teacher-student feature similarity during training (linear CKA over positions x channels, "
+                     "fixed probe batch)", fontsize=10)
     return fig
 
 

@@ -1,5 +1,6 @@
 """A grid's records as pandas DataFrames: one row per cell (missing and failed cells included),
-the teachers the cells used, and the training histories in long form."""
+the teachers the cells used, and the training histories (losses, teacher-student similarity) in
+long form."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ SKIPPED_FIELDS = ("traceback",)
 #: history metrics the training-curve figure plots, in panel order
 CURVE_METRICS = ("loss", "pixel_l1", "val_psnr")
 TEACHER_COLUMNS = ("task", "id", "model", "psnr", "ssim", "params")
+#: history keys of the teacher-student similarity probe: ``sim/<tap>`` (linear CKA, see bench.jobs)
+SIMILARITY_PREFIX = "sim/"
 
 
 @dataclass(frozen=True)
@@ -86,3 +89,14 @@ def history_frame(results: Sequence[CellResult]) -> pd.DataFrame:
             for entry in (r.record.get("training") or {}).get("history", [])
             for metric in CURVE_METRICS if entry.get(metric) is not None]
     return pd.DataFrame(rows, columns=["label", "task", "seed", "step", "metric", "value"])
+
+
+def similarity_frame(results: Sequence[CellResult]) -> pd.DataFrame:
+    """Teacher-student feature similarity logged while finished cells trained, in long form: label,
+    task, seed, step, tap, value (linear CKA in [0, 1]; history keys ``sim/<tap>``)."""
+    rows = [{"label": r.cell.label, "task": r.cell.task, "seed": r.cell.seed, "step": entry["step"],
+             "tap": key[len(SIMILARITY_PREFIX):], "value": value}
+            for r in results if r.status == "done"
+            for entry in (r.record.get("training") or {}).get("history", [])
+            for key, value in entry.items() if key.startswith(SIMILARITY_PREFIX)]
+    return pd.DataFrame(rows, columns=["label", "task", "seed", "step", "tap", "value"])
