@@ -277,8 +277,13 @@ class SKD(DistillMethod):
     def __init__(
         self, taps: Sequence[str], adapters: Adapters, feature_loss: SKDFeatureLoss, alpha2: float,
         contrastive: ContrastiveLoss | None, alpha3: float, frozen: Sequence[nn.Module] = (),
+        negative_taps: Sequence[str] = (),
     ) -> None:
-        super().__init__(taps, taps)
+        # negative_taps: the teacher extractor's paths; the teacher's forward on the degraded input
+        # already computes phi(X) there, so it is tapped once instead of run a second time
+        super().__init__(taps, tuple(dict.fromkeys([*taps, *negative_taps])))
+        self.taps = tuple(taps)
+        self.negative_taps = tuple(negative_taps)
         self.adapters = adapters
         self.feature_loss = feature_loss
         self.alpha2 = alpha2
@@ -288,11 +293,13 @@ class SKD(DistillMethod):
         self._frozen = list(frozen)
 
     def terms(self, step: Step) -> dict[str, torch.Tensor]:
-        adapted = {p: self.adapters(p, step.student_feats[p]) for p in self.teacher_taps}
-        parts = self.feature_loss(adapted, {p: step.teacher_feats[p] for p in self.teacher_taps})
+        adapted = {p: self.adapters(p, step.student_feats[p]) for p in self.taps}
+        parts = self.feature_loss(adapted, {p: step.teacher_feats[p] for p in self.taps})
         terms = {f"skd_{name}": self.alpha2 * value for name, value in parts.items()}
         if self.contrastive is not None:
-            terms["contrastive"] = self.alpha3 * self.contrastive(step.student_out, step.teacher_out, step.lq)
+            negative = [step.teacher_feats[p] for p in self.negative_taps] or None
+            terms["contrastive"] = self.alpha3 * self.contrastive(step.student_out, step.teacher_out, step.lq,
+                                                                  negative)
         return terms
 
     def frozen_modules(self) -> list[nn.Module]:
@@ -344,15 +351,15 @@ def _skd(
         CrossNetAttention(o.mca_dims, o.temperature, o.mca_normalize),
         o.alpha1,
     )
-    contrastive, frozen = None, []
+    contrastive, frozen, negative_taps = None, [], ()
     if o.contrastive:
         if o.extractor == "vgg19":
             vgg = VGG19Features.from_file(Path(o.vgg_weights)).to(_device_of(student))
             contrastive, frozen = ContrastiveLoss(vgg, o.cl_weights), [vgg]
         else:
             extractor = TeacherExtractor(teacher, o.extractor_taps or TEACHER_EXTRACTOR_TAPS)
-            contrastive = ContrastiveLoss(extractor, o.cl_weights)
-    return SKD(taps, adapters, feature_loss, o.alpha2, contrastive, o.alpha3, frozen)
+            contrastive, negative_taps = ContrastiveLoss(extractor, o.cl_weights), extractor.paths
+    return SKD(taps, adapters, feature_loss, o.alpha2, contrastive, o.alpha3, frozen, negative_taps)
 
 
 register_method("scratch", _scratch, needs_teacher=False)

@@ -103,9 +103,26 @@ def test_skd_terms_follow_the_options(batch):
     bare = build_distiller("skd", *_pair(), {"mca_dims": "none", "contrastive": False, "distance": "l1"}, lq)
     assert list(bare(lq, gt).terms) == ["pixel_l1", "skd_feature"]
     one_tap = build_distiller("skd", *_pair(), {"taps": ["latent"], "mca_dims": "channel"}, lq)
-    assert one_tap.method.teacher_taps == ("latent",)
+    assert one_tap.method.taps == ("latent",)
+    # the teacher's forward also serves the contrastive negative phi(lq) at the extractor's paths
+    assert one_tap.method.teacher_taps == ("latent", "patch_embed", "encoder_level1", "encoder_level2",
+                                           "encoder_level3")
     assert list(one_tap(lq, gt).terms) == ["pixel_l1", "skd_feature", "skd_channel", "contrastive"]
     assert build_distiller("fakd", *_pair()).method.teacher_taps == ("encoder_level3", "latent", "decoder_level3")
+
+
+def test_contrastive_negative_from_the_teachers_forward_equals_a_second_extractor_pass(batch):
+    lq, gt = batch
+    distiller = build_distiller("skd", *_pair(), {"mca_dims": "none"}, lq)
+    passes = []
+    distiller.teacher.patch_embed.register_forward_hook(lambda *_: passes.append(1))
+    out = distiller(lq, gt)
+    # the forward on lq (KD features and phi(lq)), phi(student output), phi(teacher output); no 4th
+    assert len(passes) == 3
+    with torch.no_grad():
+        teacher_out = distiller.teacher(lq)
+        alone = distiller.method.contrastive(out.output, teacher_out, lq)  # computes phi(lq) itself
+    assert out.terms["contrastive"] == (distiller.method.alpha3 * alone).item()
 
 
 def test_options_from_plain_data_validated_and_round_tripped():

@@ -75,10 +75,10 @@ def test_bad_threshold_is_refused(text: str) -> None:
         threshold(text)
 
 
-#: one cheap benchmark; the slowdown below makes it >20x slower, the threshold allows 4x
+#: one cheap benchmark; the slowdown below adds 1 s per call (>20x), the threshold allows 4x
 SELECT = "test_inference and student-cpu"
 SLOWDOWN = ("    def forward(self, inp_img: torch.Tensor) -> torch.Tensor:\n",
-            "    def forward(self, inp_img: torch.Tensor) -> torch.Tensor:\n        __import__('time').sleep(0.5)\n")
+            "    def forward(self, inp_img: torch.Tensor) -> torch.Tensor:\n        __import__('time').sleep(1.0)\n")
 
 
 def _perf(repo: Path, *args: str) -> subprocess.CompletedProcess:

@@ -130,11 +130,14 @@ class ContrastiveLoss:
         self.weights = tuple(weights)
         self.eps = eps
 
-    def __call__(self, student_out: torch.Tensor, teacher_out: torch.Tensor, degraded: torch.Tensor) -> torch.Tensor:
+    def __call__(self, student_out: torch.Tensor, teacher_out: torch.Tensor, degraded: torch.Tensor,
+                 negative: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+        """``negative``: ``phi(degraded)`` when the caller already has it (the distiller taps the
+        teacher's forward on the degraded input at the extractor's paths); computed here otherwise."""
         anchor = self.extractor(student_out)
         with torch.no_grad():
             positive = self.extractor(teacher_out)
-            negative = self.extractor(degraded)
+            negative = list(negative) if negative is not None else self.extractor(degraded)
         if not len(anchor) == len(positive) == len(negative) == len(self.weights):
             raise ConfigError(f"contrastive loss has {len(self.weights)} weights but the extractor gave "
                               f"{len(anchor)} levels")
