@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from skd_core.errors import SkdError
 
 #: sub-command modules, each with ``add_parser(subparsers)`` that sets ``func(args) -> int``
-COMMANDS = ("models", "profiles", "complexity", "throughput", "metrics", "train", "eval", "run", "status", "report", "perf")
+COMMANDS = ("models", "profiles", "complexity", "throughput", "metrics", "train", "eval", "run", "status", "report",
+            "perf")
 
 
 def build_parser() -> argparse.ArgumentParser:
