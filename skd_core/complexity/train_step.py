@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..methods import METHODS, build_distiller
+from ..methods import METHODS, Distiller, build_distiller
 from ..models import build_model
 from ..train.config import TrainConfig
 from ..train.schedule import build_optimizer
@@ -28,6 +28,7 @@ class StepCase:
     ``teacher_forward()`` the frozen teacher's forward alone (``None`` without a teacher)."""
 
     method: str
+    distiller: Distiller
     step: Callable[[], None]
     teacher_forward: Callable[[], None] | None
     batch: int
@@ -67,6 +68,6 @@ def make_step(
         with torch.no_grad():
             frozen(lq)
 
-    return StepCase(method, step, teacher_forward if frozen is not None else None, batch, crop,
+    return StepCase(method, distiller, step, teacher_forward if frozen is not None else None, batch, crop,
                     sum(p.numel() for p in net.parameters()),
                     sum(p.numel() for p in distiller.method.parameters()))

@@ -69,9 +69,9 @@ class WithBias_LayerNorm(nn.Module):  # noqa: N801 -- official class name
         self.normalized_shape = normalized_shape
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mu = x.mean(-1, keepdim=True)
-        sigma = x.var(-1, keepdim=True, unbiased=False)
-        return (x - mu) / torch.sqrt(sigma + 1e-5) * self.weight + self.bias
+        # the official (x - mu) / sqrt(var + 1e-5) * weight + bias (population variance), through the
+        # fused kernel: same formula, ~5x faster on small widths on CPU (results/perf.md), <1e-6 apart
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, 1e-5)
 
 
 class LayerNorm(nn.Module):
