@@ -132,13 +132,15 @@ def _train_and_score(
     folder: Path, device: torch.device, progress: bool, desc: str, resume: bool, teacher: nn.Module | None = None,
 ) -> dict[str, Any]:
     """Train, score and save ``model``; with a ``teacher``, the history also logs the linear CKA of
-    ``model``'s and the teacher's features at :data:`DEFAULT_TAPS` (``sim/<tap>``, see
-    :class:`SimilarityProbe`) on :func:`probe_batch`."""
+    ``model``'s and the teacher's features at the :data:`DEFAULT_TAPS` both have (``sim/<tap>``,
+    see :class:`SimilarityProbe`) on :func:`probe_batch`; models outside the Restormer family
+    that have none of them are not probed."""
     data = train_crops(profile.train_data, task, cfg.crop, cfg.steps * cfg.batch, seed, profile.layout)
     test = load_pairs(profile.test_data, task, profile.layout, "test")
     info = get_task(task)
     validate = (lambda: evaluate(model, test, info, device, cfg.val_crop).psnr) if cfg.val_every else None
-    probe = SimilarityProbe(model, teacher, probe_batch(test, device), DEFAULT_TAPS) if teacher is not None else None
+    taps = shared_taps(model, teacher) if teacher is not None else ()
+    probe = SimilarityProbe(model, teacher, probe_batch(test, device), taps) if taps else None
     result = fit(distiller, data, cfg, folder, device=device, resume=resume, validate=validate, probe=probe,
                  progress=progress, desc=desc)
     t0 = time.perf_counter()
@@ -147,6 +149,12 @@ def _train_and_score(
     return {"metrics": scores.to_dict(), "eval_seconds": time.perf_counter() - t0,
             "training": {"seconds": result.seconds, "steps": result.steps, "history": result.history,
                          "resumed_from": result.resumed_from}}
+
+
+def shared_taps(student: nn.Module, teacher: nn.Module) -> tuple[str, ...]:
+    """The :data:`DEFAULT_TAPS` paths that exist in both models."""
+    s_names, t_names = dict(student.named_modules()), dict(teacher.named_modules())
+    return tuple(p for p in DEFAULT_TAPS if p in s_names and p in t_names)
 
 
 def probe_batch(pairs: Sequence[ImagePair], device: torch.device) -> torch.Tensor:

@@ -124,3 +124,15 @@ def test_probe_history_resumes_exactly(tmp_path: Path) -> None:
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     assert result.history == straight_result.history
+
+
+def test_grid_students_outside_the_restormer_family_are_not_probed() -> None:
+    from torch import nn
+
+    from bench.jobs import shared_taps
+    from skd_core.models import build_model
+    from skd_core.taps import DEFAULT_TAPS
+
+    teacher = build_model("teacher-smoke")
+    assert shared_taps(build_model("student-smoke"), teacher) == DEFAULT_TAPS
+    assert shared_taps(nn.Sequential(nn.Conv2d(3, 3, 3, padding=1)), teacher) == ()
