@@ -28,10 +28,24 @@ CURVE_TITLES = {"loss": "training loss (total)", "pixel_l1": "pixel L1 to ground
                 "val_psnr": "validation PSNR (dB)"}
 
 
+#: figures of images (restored outputs, error and attention maps): PNG only, since an SVG would
+#: only wrap the same pixels at about twice the size
+RASTER_PREFIXES = ("qualitative", "error", "attention")
+
+
+def figure_formats(stem: Path) -> tuple[str, ...]:
+    """``("png",)`` for an image figure (:data:`RASTER_PREFIXES`), else :data:`FORMATS`."""
+    return ("png",) if stem.name.startswith(RASTER_PREFIXES) else FORMATS
+
+
 def save_figure(fig: Figure, stem: Path) -> list[Path]:
-    """Write ``stem.png`` and ``stem.svg`` atomically (no timestamps in the files)."""
-    paths = [stem.with_suffix(f".{fmt}") for fmt in FORMATS]
-    for path, fmt in zip(paths, FORMATS, strict=True):
+    """Write ``stem.png`` and (plots, not images) ``stem.svg`` atomically, without timestamps."""
+    formats = figure_formats(stem)
+    paths = [stem.with_suffix(f".{fmt}") for fmt in formats]
+    for fmt in FORMATS:
+        if fmt not in formats:
+            stem.with_suffix(f".{fmt}").unlink(missing_ok=True)
+    for path, fmt in zip(paths, formats, strict=True):
         metadata = {"Date": None} if fmt == "svg" else {}
         atomic_write(path, lambda p, fmt=fmt, metadata=metadata: fig.savefig(p, format=fmt, dpi=DPI,
                                                                              metadata=metadata, bbox_inches="tight"))
