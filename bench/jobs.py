@@ -93,7 +93,8 @@ def teacher_config(profile: Profile, task: str, seed: int) -> dict[str, Any]:
     if profile.teacher_checkpoint:
         return {"kind": "teacher", "model": profile.teacher, "checkpoint": str(profile.teacher_checkpoint)}
     return {"kind": "teacher", "profile": profile.name, "model": profile.teacher, "task": task, "seed": seed,
-            "train": profile.teacher_train.to_dict(), "train_data": profile.train_data, "layout": profile.layout}
+            "train": profile.teacher_train_for(task).to_dict(), "train_data": profile.train_data,
+            "layout": profile.layout}
 
 
 def data_spec(spec: str, what: str) -> str:
@@ -205,7 +206,7 @@ def _run_teacher(profile: Profile, task: str, seed: int, folder: Path, tid: str,
     torch.manual_seed(seed)
     model = build_model(profile.teacher).to(device)
     distiller = build_distiller("scratch", model).to(device)
-    out = _train_and_score(model, distiller, profile.teacher_train, profile, task, seed, folder, device,
+    out = _train_and_score(model, distiller, profile.teacher_train_for(task), profile, task, seed, folder, device,
                            progress, f"teacher {profile.teacher} {task} seed {seed}", resume)
     record = {"id": tid, "kind": "teacher", "status": "done", "config": cfg, "model": profile.teacher,
               "params": sum(p.numel() for p in model.parameters()), "data": fingerprints(profile, task),

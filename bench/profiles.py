@@ -42,9 +42,19 @@ class Profile:
     eval_max_side: int = 0  # 0: evaluate whole test images; else centre-crop to this side
     throughput_size: tuple[int, int] = (256, 256)
     method_options: dict[str, Any] = field(default_factory=dict)  # profile-wide distillation defaults
+    #: per-task changes to ``teacher_train`` (e.g. a longer schedule for a harder task)
+    teacher_task_train: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def teacher_train_for(self, task: str) -> TrainConfig:
+        """``teacher_train`` with this task's entry of ``teacher_task_train`` applied."""
+        changes = self.teacher_task_train.get(task)
+        if not changes:
+            return self.teacher_train
+        where = f"profile {self.name!r} teacher_task_train.{task}"
+        return TrainConfig.from_dict({**self.teacher_train.to_dict(), **changes}, where=where)
 
     def override(self, overrides: Mapping[str, Any], where: str = "profile overrides") -> Profile:
         """A copy with ``overrides`` applied; ``teacher_train``/``student_train`` merge key by key."""
@@ -59,6 +69,8 @@ class Profile:
                 changes[key] = TrainConfig.from_dict({**base, **value}, where=f"{where}.{key}")
             elif key == "method_options":
                 changes[key] = {**self.method_options, **value}
+            elif key == "teacher_task_train":
+                changes[key] = {**self.teacher_task_train, **value}
             elif key == "throughput_size":
                 changes[key] = tuple(value)
             else:
@@ -94,6 +106,8 @@ PROFILES.register("cpu", Profile(
     student_train=TrainConfig(steps=150, batch=8, crop=32, lr=2e-3, min_lr=1e-5, warmup_steps=10,
                               grad_clip=0.0),
     throughput_size=(128, 128),
+    # blind deblurring learns slowly: 600 steps gave +0.8 dB over the blurred input, 3000 give +3.4 dB
+    teacher_task_train={"deblur": {"steps": 3000}},
 ))
 
 PROFILES.register("paper", Profile(

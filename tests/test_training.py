@@ -164,3 +164,17 @@ def test_train_and_eval_cli(tmp_path: Path, capsys):
     assert main(["eval", "--model", "student-smoke", "--checkpoint", str(weights), "--data",
                  f"folder:{tmp_path / 'nowhere'}", "--task", "denoise25"]) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_a_task_can_give_the_teacher_its_own_schedule() -> None:
+    from bench.jobs import teacher_config
+    from skd_core.errors import SkdError
+
+    profile = get_profile("smoke").override({"teacher_task_train": {"deblur": {"steps": 9, "lr": 5e-4}}})
+    assert (profile.teacher_train_for("deblur").steps, profile.teacher_train_for("deblur").lr) == (9, 5e-4)
+    assert profile.teacher_train_for("denoise25") == profile.teacher_train
+    # the teacher's id hashes its own schedule: a changed deblur budget retrains only the deblur teacher
+    assert teacher_config(profile, "deblur", 0)["train"]["steps"] == 9
+    assert teacher_config(profile, "denoise25", 0) == teacher_config(get_profile("smoke"), "denoise25", 0)
+    with pytest.raises(SkdError, match="unknown train key 'stesp' in profile 'smoke' teacher_task_train.deblur"):
+        get_profile("smoke").override({"teacher_task_train": {"deblur": {"stesp": 9}}}).teacher_train_for("deblur")

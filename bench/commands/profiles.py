@@ -24,7 +24,9 @@ def run(args: argparse.Namespace) -> int:
         p = get_profile(name)
         rows.append({"profile": name, "teacher": p.teacher, "student": p.student,
                      "teacher steps x batch x crop": f"{p.teacher_train.steps} x {p.teacher_train.batch} x "
-                                                     f"{p.teacher_train.crop}",
+                                                     f"{p.teacher_train.crop}" + "".join(
+                         f" ({task}: {cfg.get('steps', p.teacher_train.steps)} steps)"
+                         for task, cfg in p.teacher_task_train.items()),
                      "student steps x batch x crop": f"{p.student_train.steps} x {p.student_train.batch} x "
                                                      f"{p.student_train.crop}",
                      "data": p.train_data or "(set train_data)", "description": p.description})
