@@ -33,9 +33,10 @@ from skd_core.complexity.train_step import make_step
 from skd_core.data import train_crops
 from skd_core.methods import METHODS
 from skd_core.models import build_model
+from skd_core.train.config import TrainConfig
 from skd_core.train.loop import batch_at
 
-from .profiles import get_profile
+from .profiles import Profile, get_profile
 from .provenance import git_info, versions
 
 
@@ -108,7 +109,7 @@ def measure(profile_name: str = "cpu", threads: int = 1, repeats: int = 9) -> di
             "batch": cfg.batch, "crop": cfg.crop, "compiled": compiled, "profile": profile}
 
 
-def _compile_trial(profile, cfg, repeats: int) -> dict[str, float]:
+def _compile_trial(profile: Profile, cfg: TrainConfig, repeats: int) -> dict[str, float]:
     """Scratch student step, eager vs ``torch.compile`` of the student (default mode)."""
     eager = make_step("scratch", profile.student, None, cfg.batch, cfg.crop)
     compiled = make_step("scratch", profile.student, None, cfg.batch, cfg.crop)

@@ -29,7 +29,7 @@ nothing else:
    its ``origin/main`` is the repository's ``main``, else its ``HEAD``), on ``--select``
    :data:`PERF_SELECT` where no selection is given and with ``--threshold`` raised to
    :data:`PERF_THRESHOLD` (a timing regression on a shared machine is noise, not a broken command);
-   they are skipped while ``skd-bench perf`` does not exist. ``pip install`` lines are not run;
+   a removed ``perf`` command fails like any other. ``pip install`` lines are not run;
    ``--executor ray`` commands are skipped without the ``ray`` extra.
 
 Every command must exit 0; :func:`test_a_broken_command_fails` feeds broken ones through the same
@@ -184,8 +184,6 @@ def prepare(command: str, work: Path, cuda: bool = False) -> Prepared:
             for paper, smoke in SMOKE_PRESETS.items():
                 text = re.sub(rf"(?<=[\s,]){re.escape(paper)}(?=[\s,]|$)", smoke, text)
     if perf:
-        if "perf" not in COMMANDS:
-            return Prepared(command, "clone", "`skd-bench perf` does not exist yet")
         if not (ROOT / ".git").exists():
             return Prepared(command, "clone", f"{ROOT} is not a git checkout: perf needs one")
         cwd = "clone"

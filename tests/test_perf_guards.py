@@ -8,15 +8,13 @@ change, regenerate it with ``python tests/test_perf_guards.py --write`` and revi
 from __future__ import annotations
 
 import json
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 
+from bench.perf_report import medians
 from skd_core.complexity.macs import torch_flop_count
 from skd_core.complexity.memory import measure_peak
 from skd_core.complexity.params import count_params
@@ -52,19 +50,6 @@ def test_preset_params_and_flops_are_exact(name: str) -> None:
     assert preset_counts(name) == _expected()["presets"][name]
 
 
-def _interleaved_medians(fns: dict[str, Callable[[], None]], repeats: int = 7) -> dict[str, float]:
-    """Median seconds of each callable, timed round-robin so that machine load hits all alike."""
-    for fn in fns.values():
-        fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for key, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[key].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
 def test_skd_step_against_student_step_plus_teacher_forward() -> None:
     """SKD runs the teacher once on the input (KD features and the contrastive negative), the
     teacher's encoder on the student and teacher outputs (anchor with backward, positive), and
@@ -74,7 +59,7 @@ def test_skd_step_against_student_step_plus_teacher_forward() -> None:
     teacher = build_model("teacher-cpu").requires_grad_(False).eval()
     skd = make_step("skd", "student-cpu", teacher, batch=8, crop=32)
     scratch = make_step("scratch", "student-cpu", teacher, batch=8, crop=32)
-    t = _interleaved_medians({"skd": skd.step, "scratch": scratch.step, "teacher": scratch.teacher_forward})
+    t = medians({"skd": skd.step, "scratch": scratch.step, "teacher": scratch.teacher_forward}, repeats=7)
     ratio = t["skd"] / (t["scratch"] + t["teacher"])
     assert 1.0 < ratio < 3.2, t
 

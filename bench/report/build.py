@@ -50,11 +50,10 @@ def build_report(grid: Grid, runs_dir: Path, out: Path) -> Path:
     atomic_write_text(root / "records.csv", cells.to_csv(index=False))
     drawn, not_drawn = _figures(root / "figures", cells, summary, table, history_frame(results),
                                 _speed(cells, arch), _model_plans(grid, results, runs_dir))
-    page = study_page(grid, cells, table_md, table_paths, drawn, not_drawn, run_info(grid, [cells, teachers], runs_dir),
-                      root)
+    info = run_info(grid, [cells, teachers], runs_dir)
+    page = study_page(grid, cells, table_md, table_paths, drawn, not_drawn, info, root)
     readme = atomic_write_text(root / PAGE, page)
-    write_study_html(grid, cells, table, table_paths, drawn, not_drawn, conv,
-                     run_info(grid, [cells, teachers], runs_dir), root)
+    write_study_html(grid, cells, table, table_paths, drawn, not_drawn, conv, info, root)
     return readme
 
 
