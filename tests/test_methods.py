@@ -12,7 +12,8 @@ from skd_core.errors import ConfigError, UnknownNameError
 from skd_core.methods import (
     METHODS,
     DistillMethod,
-    DistillOptions,
+    MethodOptions,
+    SKDOptions,
     Step,
     build_distiller,
     register_method,
@@ -126,10 +127,10 @@ def test_contrastive_negative_from_the_teachers_forward_equals_a_second_extracto
 
 
 def test_options_from_plain_data_validated_and_round_tripped():
-    opts = DistillOptions.from_dict({"alpha1": 1, "taps": ["latent"], "cl_weights": [1, 1, 1, 1, 1]})
+    opts = SKDOptions.from_dict({"alpha1": 1, "taps": ["latent"], "cl_weights": [1, 1, 1, 1, 1]})
     assert opts.alpha1 == 1.0 and isinstance(opts.alpha1, float) and opts.taps == ("latent",)
-    assert DistillOptions.from_dict(opts.as_dict()) == opts
-    defaults = DistillOptions()
+    assert SKDOptions.from_dict(opts.as_dict()) == opts
+    defaults = SKDOptions()
     assert (defaults.alpha1, defaults.alpha2, defaults.alpha3) == (0.5, 0.1, 0.1)
     assert (defaults.distance, defaults.mca_dims, defaults.extractor) == ("gk", "both", "teacher")
     assert defaults.contrastive and defaults.taps is None
@@ -138,7 +139,7 @@ def test_options_from_plain_data_validated_and_round_tripped():
                        ({"taps": "latent"}, "non-empty list"), ({"cl_weights": [1.0]}, "needs 5 weights"),
                        ({"extractor": "vgg19"}, "needs option 'vgg_weights'")]:
         with pytest.raises(ConfigError, match=match):
-            DistillOptions.from_dict(bad)
+            SKDOptions.from_dict(bad)
 
 
 def test_vgg19_extractor_with_a_missing_file_names_it(tmp_path, batch):
@@ -150,10 +151,13 @@ def test_vgg19_extractor_with_a_missing_file_names_it(tmp_path, batch):
 @pytest.mark.parametrize("call,message", [
     (lambda: build_distiller("fitnett", *_pair()),
      "unknown distillation method 'fitnett'; did you mean 'fitnet'? Valid: fitnet"),
-    (lambda: DistillOptions.from_dict({"alpah1": 0.5}),
+    (lambda: SKDOptions.from_dict({"alpah1": 0.5}),
      "unknown distillation option 'alpah1' in options; did you mean 'alpha1'? Valid: alpha1"),
-    (lambda: DistillOptions.from_dict({"mca_dims": "spatail"}),
+    (lambda: SKDOptions.from_dict({"mca_dims": "spatail"}),
      "unknown value of option 'mca_dims' 'spatail'; did you mean 'spatial'? Valid: spatial"),
+    (lambda: build_distiller("fitnet", *_pair(), {"mca_dims": "both"}),
+     "unknown distillation option 'mca_dims' in options of method 'fitnet'; did you mean 'taps'? "
+     "Valid: taps, fitnet_weight"),
     (lambda: build_distiller("at", *_pair(), {"taps": ["encoder_levle2"]}),
      "unknown tap path 'encoder_levle2' in student; did you mean 'encoder_level2'? Valid: encoder_level2"),
 ])
@@ -196,3 +200,42 @@ def test_close_removes_the_hooks(batch):
     distiller = build_distiller("skd", student, teacher, probe=batch[0])
     distiller.close()
     assert not any(m._forward_hooks for m in [*student.modules(), *teacher.modules()])
+
+
+def test_each_method_declares_its_own_options_and_keeps_the_builtin_names():
+    names = {m: METHODS.get(m).options_class.names() for m in ALL_METHODS}
+    assert names["scratch"] == [] and names["output_kd"] == ["output_kd_weight"]
+    assert names["fitnet"] == ["fitnet_weight", "taps"] and names["at"] == ["at_weight", "taps"]
+    assert names["fakd"] == ["fakd_weight", "taps"]
+    assert {"alpha1", "alpha2", "alpha3", "sigma", "temperature", "mca_dims", "contrastive"} <= set(names["skd"])
+    assert METHODS.get("at").options().at_weight == 1000.0
+    with pytest.raises(ConfigError, match="options of method 'at': option 'at_weight' must be >= 0"):
+        METHODS.get("at").options({"at_weight": -1})
+
+
+def test_a_user_method_brings_its_own_validated_option(batch):
+    from dataclasses import dataclass
+
+    from skd_core.methods import option
+
+    @dataclass(frozen=True)
+    class ScaledOutputOptions(MethodOptions):
+        scale: float = option(2.0, positive=True)
+
+    class ScaledOutput(DistillMethod):
+        needs_teacher_output = True
+
+        def __init__(self, scale: float) -> None:
+            super().__init__()
+            self.scale = scale
+
+        def terms(self, step: Step) -> dict[str, torch.Tensor]:
+            return {"scaled": self.scale * (step.student_out - step.teacher_out).abs().mean()}
+
+    register_method("test-scaled-output", lambda s, t, o, p: ScaledOutput(o.scale), ScaledOutputOptions)
+    distiller = build_distiller("test-scaled-output", *_pair(), {"scale": 3})
+    assert distiller.method.scale == 3.0
+    with pytest.raises(ConfigError, match="option 'scale' must be > 0"):
+        build_distiller("test-scaled-output", *_pair(), {"scale": 0})
+    with pytest.raises(UnknownNameError, match="did you mean 'scale'"):
+        build_distiller("test-scaled-output", *_pair(), {"scael": 1})

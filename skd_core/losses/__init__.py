@@ -1,6 +1,7 @@
-"""Losses: feature distances, the SKD feature loss, the contrastive loss and the baselines."""
+"""Losses, one module per method's term: feature distances, the SKD feature loss, the contrastive
+loss and the baselines (output KD, FitNet, attention transfer, FAKD)."""
 
-from .baselines import at_loss, attention_map, fakd_loss, fitnet_loss, output_kd_loss
+from .at import at_loss, attention_map
 from .contrastive import (
     CL_WEIGHTS,
     TEACHER_EXTRACTOR_TAPS,
@@ -10,6 +11,9 @@ from .contrastive import (
     VGG19Features,
 )
 from .distance import DISTANCES, GaussianKernelDistance, L1Distance, MSEDistance, build_distance
+from .fakd import fakd_loss
+from .fitnet import fitnet_loss
+from .output_kd import output_kd_loss
 from .skd import SKDFeatureLoss
 
 __all__ = [

@@ -1,0 +1,154 @@
+"""``skd``: Soft Knowledge Distillation with multi-dimensional cross-net attention,
+``+ alpha2 * L_GK + alpha3 * L_CL`` (docs/design.md section 1).
+
+Terms: ``skd_feature``, ``skd_channel``, ``skd_spatial`` (the parts of ``alpha2 * L_GK``, MCA parts
+only where enabled) and ``contrastive``. Defaults (*ours* where the paper is silent):
+alpha1..3 = 0.5 / 0.1 / 0.1 (the sibling paper's values); GK ``sigma`` 1.0 with ``d`` the
+per-sample mean squared difference; MCA on both dims, L2-normalised logits divided by
+``temperature`` 1.0 (:mod:`skd_core.mca`); taps :data:`~skd_core.taps.DEFAULT_TAPS`; contrastive
+loss on with the offline ``teacher`` extractor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..adapters import Adapters
+from ..errors import ConfigError
+from ..losses.contrastive import (
+    CL_WEIGHTS,
+    TEACHER_EXTRACTOR_TAPS,
+    VGG19_TAPS,
+    ContrastiveLoss,
+    TeacherExtractor,
+    VGG19Features,
+)
+from ..losses.distance import DISTANCES, GK_REDUCTIONS, build_distance
+from ..losses.skd import SKDFeatureLoss
+from ..mca import MCA_DIMS, NORMALIZATIONS, CrossNetAttention
+from ..taps import DEFAULT_TAPS
+from .base import DistillMethod, Step, device_of, need_probe, register_method
+from .options import MethodOptions, option
+
+EXTRACTORS = ("teacher", "vgg19")
+#: diagnostics: the most taps whose attention is kept, and the spatial map's query tokens as
+#: (row, column) fractions of the tap's feature map
+DIAGNOSTIC_TAPS = 3
+QUERY_POINTS = ((0.25, 0.25), (0.25, 0.75), (0.75, 0.25), (0.75, 0.75))
+
+
+@dataclass(frozen=True)
+class SKDOptions(MethodOptions):
+    """SKD's knobs; cross-field rules: extractor ``vgg19`` needs ``vgg_weights`` and takes no
+    ``extractor_taps``; ``cl_weights`` has one weight per extractor level."""
+
+    alpha1: float = option(0.5, help="weight of the MCA terms inside L_GK")
+    alpha2: float = option(0.1, help="weight of L_GK in the total")
+    alpha3: float = option(0.1, help="weight of L_CL in the total")
+    sigma: float = option(1.0, positive=True, help="GK bandwidth")
+    gk_reduction: str = option("mean", choices=GK_REDUCTIONS, help="GK's d over C, H, W")
+    distance: str = option("gk", choices=DISTANCES.names, help="D in L_GK")
+    temperature: float = option(1.0, positive=True, help="MCA lambda (divides the logits)")
+    mca_dims: str = option("both", choices=MCA_DIMS)
+    mca_normalize: str = option("l2", choices=NORMALIZATIONS)
+    taps: tuple[str, ...] | None = option(None, help="dotted module paths in both models; None: DEFAULT_TAPS")
+    contrastive: bool = option(True, help="add alpha3 * L_CL")
+    extractor: str = option("teacher", choices=EXTRACTORS, help="phi of L_CL")
+    extractor_taps: tuple[str, ...] | None = option(None, help="teacher extractor paths; None: TEACHER_EXTRACTOR_TAPS")
+    cl_weights: tuple[float, ...] = option(CL_WEIGHTS, help="w_k, shallow to deep, one per extractor level")
+    vgg_weights: str | None = option(None, help="local torchvision vgg19 state_dict file (extractor vgg19)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.extractor == "vgg19":
+            if self.vgg_weights is None:
+                raise ConfigError("extractor 'vgg19' needs option 'vgg_weights' (a local torchvision vgg19 "
+                                  "state_dict file); use extractor 'teacher' to run without one")
+            if self.extractor_taps is not None:
+                raise ConfigError("option 'extractor_taps' applies to extractor 'teacher' only")
+        levels = len(VGG19_TAPS) if self.extractor == "vgg19" else len(self.extractor_taps or TEACHER_EXTRACTOR_TAPS)
+        if len(self.cl_weights) != levels:
+            raise ConfigError(f"option 'cl_weights' needs {levels} weights (one per {self.extractor} "
+                              f"extractor level), got {len(self.cl_weights)}")
+
+
+class SKD(DistillMethod):
+    """``alpha2 * L_GK + alpha3 * L_CL``."""
+
+    def __init__(
+        self, taps: Sequence[str], adapters: Adapters, feature_loss: SKDFeatureLoss, alpha2: float,
+        contrastive: ContrastiveLoss | None, alpha3: float, frozen: Sequence[nn.Module] = (),
+        negative_taps: Sequence[str] = (),
+    ) -> None:
+        # negative_taps: the teacher extractor's paths; the teacher's forward on the degraded input
+        # already computes phi(X) there, so it is tapped once instead of run a second time
+        super().__init__(taps, tuple(dict.fromkeys([*taps, *negative_taps])))
+        self.taps = tuple(taps)
+        self.negative_taps = tuple(negative_taps)
+        self.adapters = adapters
+        self.feature_loss = feature_loss
+        self.alpha2 = alpha2
+        self.contrastive = contrastive  # a plain callable: its frozen extractor is not registered
+        self.alpha3 = alpha3
+        self.needs_teacher_output = contrastive is not None
+        self._frozen = list(frozen)
+
+    def terms(self, step: Step) -> dict[str, torch.Tensor]:
+        adapted = {p: self.adapters(p, step.student_feats[p]) for p in self.taps}
+        parts = self.feature_loss(adapted, {p: step.teacher_feats[p] for p in self.taps})
+        terms = {f"skd_{name}": self.alpha2 * value for name, value in parts.items()}
+        if self.contrastive is not None:
+            negative = [step.teacher_feats[p] for p in self.negative_taps] or None
+            terms["contrastive"] = self.alpha3 * self.contrastive(step.student_out, step.teacher_out, step.lq,
+                                                                  negative)
+        return terms
+
+    def frozen_modules(self) -> list[nn.Module]:
+        return list(self._frozen)
+
+    def diagnostics(self, step: Step) -> dict[str, torch.Tensor]:
+        """Cross-net attention of the first sample at up to :data:`DIAGNOSTIC_TAPS` taps (evenly
+        spread, first and last included), at the loss's temperature and normalisation: the channel
+        map and the spatial rows of the :data:`QUERY_POINTS` tokens (none when MCA is off)."""
+        if self.feature_loss.mca.dims == "none":
+            return {}
+        index = np.unique(np.round(np.linspace(0, len(self.taps) - 1, min(DIAGNOSTIC_TAPS, len(self.taps)))))
+        out = {}
+        for path in (self.taps[int(i)] for i in index):
+            s, t = self.adapters(path, step.student_feats[path][:1]), step.teacher_feats[path][:1]
+            h, w = t.shape[2:]
+            points = [(min(int(fy * h), h - 1), min(int(fx * w), w - 1)) for fy, fx in QUERY_POINTS]
+            weights = self.feature_loss.mca.weights(s, t, [row * w + col for row, col in points])
+            out[f"attention/{path}/channel"] = weights["channel"][0]
+            out[f"attention/{path}/spatial"] = weights["spatial"][0]
+            out[f"attention/{path}/queries"] = torch.tensor(points)
+        return out
+
+
+def build(student: nn.Module, teacher: nn.Module | None, options: SKDOptions, probe: torch.Tensor | None) -> SKD:
+    o = options
+    taps = o.taps or DEFAULT_TAPS
+    adapters = Adapters.from_probe(student, teacher, taps, need_probe("skd", probe))
+    feature_loss = SKDFeatureLoss(
+        build_distance(o.distance, o.sigma, o.gk_reduction),
+        CrossNetAttention(o.mca_dims, o.temperature, o.mca_normalize),
+        o.alpha1,
+    )
+    contrastive, frozen, negative_taps = None, [], ()
+    if o.contrastive:
+        if o.extractor == "vgg19":
+            vgg = VGG19Features.from_file(Path(o.vgg_weights)).to(device_of(student))
+            contrastive, frozen = ContrastiveLoss(vgg, o.cl_weights), [vgg]
+        else:
+            extractor = TeacherExtractor(teacher, o.extractor_taps or TEACHER_EXTRACTOR_TAPS)
+            contrastive, negative_taps = ContrastiveLoss(extractor, o.cl_weights), extractor.paths
+    return SKD(taps, adapters, feature_loss, o.alpha2, contrastive, o.alpha3, frozen, negative_taps)
+
+
+register_method("skd", build, SKDOptions)
