@@ -1,50 +1,59 @@
 """Per-architecture measurements for reports: params, MACs/FLOPs and throughput, once per model.
 
 Complexity does not depend on the weights, so it is measured once per (model preset, input size,
-device, machine, code version) after a grid's cells ran, in one process with the whole machine,
-and stored in ``runs/arch/<key>.json``; throughput is batch 1, fp32, eval + inference_mode.
+device, machine, code identity of the model and the counters) after a grid's cells ran, in one
+process with the whole machine, and stored in the run store's ``arch/<key>/record.json``;
+throughput is batch 1, fp32, eval + inference_mode. The runner writes each model's key into the
+grid's manifest, so reports read measurements without recomputing keys.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
-from typing import Any
 
-from skd_core.atomic import atomic_write_json
+import torch
+
 from skd_core.complexity.env import cpu_name
 from skd_core.complexity.macs import count_macs
 from skd_core.complexity.params import count_params
 from skd_core.complexity.throughput import measure_throughput
-from skd_core.models import build_model
+from skd_core.models import MODELS, build_model
 
-from .jobs import read_record
-from .provenance import code_version, config_hash, provenance
+from .codeid import code_identity
+from .jobs import arch_config
+from .provenance import config_hash, provenance
+from .store import CorruptRecordError, RunStore
+
+#: the modules whose code decides a measurement, besides the model's own
+MEASURE_MODULES = ("skd_core.complexity.macs", "skd_core.complexity.params", "skd_core.complexity.throughput")
 
 
 def arch_key(model: str, size: tuple[int, int], device: str) -> str:
-    import torch
+    code = code_identity([*MEASURE_MODULES, MODELS.get(model).factory.__module__])
+    return config_hash({"arch": arch_config(model), "size": list(size), "device": device, "cpu": cpu_name(),
+                        "torch": torch.__version__, "code": code})
 
-    return config_hash({"model": model, "size": list(size), "device": device, "cpu": cpu_name(),
-                        "torch": torch.__version__, "code": code_version()})
 
-
-def measure_arch(model: str, size: tuple[int, int], runs_dir: Path, device: str = "cpu",
-                 repeats: int = 10) -> dict[str, Any]:
-    """The stored measurement of ``model`` at ``1 x 3 x H x W``, measured now if missing."""
-    folder = runs_dir / "arch" / arch_key(model, size, device)
-    record = read_record(folder)
-    if record is not None:
-        return record
+def measure_arch(model: str, size: tuple[int, int], store: RunStore, device: str = "cpu",
+                 repeats: int = 10) -> str:
+    """The key of the stored measurement of ``model`` at ``1 x 3 x H x W``, measured now if missing
+    (or unreadable, which is set aside)."""
+    key = arch_key(model, size, device)
+    folder = store.arch_dir(key)
+    try:
+        if store.read_record(folder) is not None:
+            return key
+    except CorruptRecordError:
+        store.set_aside(folder)
     net = build_model(model)
     shape = (1, 3, *size)
     macs = count_macs(net, shape)
     tput = measure_throughput(net, shape, device=device, warmup=2, repeats=repeats)
-    record = {"model": model, "params": count_params(net), **macs.to_record(),
-              "throughput": tput.to_record(), "provenance": provenance()}
-    atomic_write_json(folder / "record.json", record)
-    return record
+    store.write_record(folder, {"model": model, "params": count_params(net), **macs.to_record(),
+                                "throughput": tput.to_record(), "provenance": provenance()})
+    return key
 
 
-def measure_all(models: Iterable[tuple[str, tuple[int, int]]], runs_dir: Path, device: str = "cpu") -> list[dict]:
-    return [measure_arch(m, tuple(s), runs_dir, device) for m, s in dict.fromkeys(models)]
+def measure_all(models: Iterable[tuple[str, tuple[int, int]]], store: RunStore, device: str = "cpu") -> dict[str, str]:
+    """``model -> key`` of each ``(model, (H, W))`` measured (once each)."""
+    return {m: measure_arch(m, tuple(s), store, device) for m, s in dict.fromkeys(models)}

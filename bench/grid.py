@@ -14,17 +14,22 @@ Spec keys::
     axes: {options.mca_dims: [none, channel, spatial, both]}   # dotted keys into a cell
     cells: [{label: ..., method: ..., options: {...}}]          # explicit cells, added to the product
     reference: true                # add the scratch student (the baseline of every difference)
+    plugins: [my_methods.py]       # files (relative to this spec) or modules registering models/methods
     report:                        # optional, figures only (never part of a cell)
       qualitative: {images: [camera], region: [top, left, size], max_images: 2}
 
-A cell's ``label`` names its variant (a table row); seeds of one label are aggregated.
+A cell's ``label`` names its variant (a table row); seeds of one label are aggregated. This module
+reads and checks specs only: it knows nothing of jobs, profiles' contents or methods (a cell's
+method, options and profile overrides are checked when :mod:`bench.jobs` resolves it).
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import itertools
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,15 +37,11 @@ from typing import Any
 import yaml
 
 from skd_core.errors import ConfigError, SkdError, check_keys, closest_first
-from skd_core.methods import DistillOptions
-
-from .jobs import StudentJob
-from .profiles import PROFILES
 
 SPEC_KEYS = ("study", "description", "profile", "profile_overrides", "tasks", "seeds", "teacher_seed", "base",
-             "axes", "cells", "reference", "report")
+             "axes", "cells", "reference", "plugins", "report")
 CELL_KEYS = ("label", "method", "student", "options", "profile_overrides", "task")
-OPTION_KEYS = tuple(DistillOptions.__dataclass_fields__)
+DEFAULT_METHOD = "skd"
 REFERENCE_LABEL = "scratch"
 REPORT_KEYS = ("qualitative",)
 QUALITATIVE_KEYS = ("images", "region", "max_images")
@@ -58,18 +59,18 @@ class QualitativeOptions:
 
 
 @dataclass(frozen=True)
-class Cell:
-    """One grid cell: a variant (``label``) at one task and seed, with its resolved job."""
+class CellSpec:
+    """One grid cell as the spec gives it: a variant (``label``) at one task and seed; ``student``
+    None means the profile's; ``profile_overrides`` are the grid's merged with the cell's."""
 
     label: str
     task: str
     seed: int
-    job: StudentJob
+    method: str
+    student: str | None
+    options: dict[str, Any]
+    profile_overrides: dict[str, Any]
     axes: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def id(self) -> str:
-        return self.job.id()
 
 
 @dataclass(frozen=True)
@@ -80,22 +81,38 @@ class Grid:
     profile: str
     tasks: list[str]
     seeds: list[int]
-    cells: list[Cell]
+    teacher_seed: int
+    cells: list[CellSpec]
     spec: dict[str, Any]
+    overrides: dict[str, Any]
+    plugins: tuple[str, ...] = ()
     qualitative: QualitativeOptions = field(default_factory=QualitativeOptions)
 
     def labels(self) -> list[str]:
         return list(dict.fromkeys(c.label for c in self.cells))
+
+    def run_key(self) -> str:
+        """12 hex digits naming one run of this grid in a run store (its manifest): the hash of the
+        spec, the profile and the command-line overrides; ids of cells are not involved."""
+        blob = json.dumps({"spec": self.spec, "profile": self.profile, "overrides": self.overrides}, sort_keys=True,
+                          default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 def load_grid(path: str | Path, profile: str | None = None, overrides: Mapping[str, Any] | None = None) -> Grid:
     """Read, validate and expand ``path``; ``profile`` replaces the spec's profile, ``overrides`` are
     merged into its ``profile_overrides``. Every error is a :class:`ConfigError` naming the file."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory, not a grid file")
     if not path.is_file():
         raise ConfigError(f"grid file not found: {path}")
     try:
-        spec = yaml.safe_load(path.read_text())
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read grid file {path}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(spec, dict):
@@ -114,14 +131,19 @@ def _expand(spec: dict[str, Any], path: Path, profile: str | None, overrides: Ma
     check_keys(spec, SPEC_KEYS, "grid key")
     study = _typed(spec, "study", str, path.stem)
     profile_name = profile or _typed(spec, "profile", str, "cpu")
-    PROFILES.get(profile_name)
     tasks = _typed(spec, "tasks", list, ["denoise25"])
     seeds = _typed(spec, "seeds", list, [0, 1, 2])
-    if not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds) or len(set(seeds)) != len(seeds):
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds) \
+            or len(set(seeds)) != len(seeds):
         raise ConfigError(f"key 'seeds' must be a non-empty list of distinct integers >= 0, got {seeds!r}")
     if not tasks or not all(isinstance(t, str) for t in tasks):
         raise ConfigError(f"key 'tasks' must be a non-empty list of task names, got {tasks!r}")
     teacher_seed = _typed(spec, "teacher_seed", int, 0)
+    if teacher_seed < 0:
+        raise ConfigError(f"key 'teacher_seed' must be an integer >= 0, got {teacher_seed!r}")
+    plugins = _typed(spec, "plugins", list, [])
+    if not all(isinstance(p, str) and p for p in plugins):
+        raise ConfigError(f"key 'plugins' must be a list of .py files or module names, got {plugins!r}")
     prof_over = _merge(_typed(spec, "profile_overrides", dict, {}), overrides)
     base = _typed(spec, "base", dict, {})
     check_keys(base, CELL_KEYS, "cell key", "base")
@@ -138,15 +160,15 @@ def _expand(spec: dict[str, Any], path: Path, profile: str | None, overrides: Ma
         cell = copy.deepcopy(base)
         for key, value in chosen.items():
             _set_path(cell, key, value)
-        cell.setdefault("label", ", ".join(f"{k.split('.')[-1]}={_short(v)}" for k, v in chosen.items())
-                        or cell.get("method", "skd"))
+        cell.setdefault("label", ", ".join(f"{k.split('.')[-1]}={short_value(v)}" for k, v in chosen.items())
+                        or cell.get("method", DEFAULT_METHOD))
         variants.append((cell, chosen))
     for i, extra in enumerate(extra_cells):
         if not isinstance(extra, dict):
             raise ConfigError(f"cells[{i}] must be a mapping, got {extra!r}")
         check_keys(extra, CELL_KEYS, "cell key", f"cells[{i}]")
         cell = _merge(copy.deepcopy(base), extra)
-        cell.setdefault("label", cell.get("method", "skd"))
+        cell.setdefault("label", cell.get("method", DEFAULT_METHOD))
         variants.append((cell, {}))
     if _typed(spec, "reference", bool, True) and not any(c.get("method") == "scratch" and "student" not in c
                                                          for c, _ in variants):
@@ -157,18 +179,21 @@ def _expand(spec: dict[str, Any], path: Path, profile: str | None, overrides: Ma
         raise ConfigError(f"two cells share the label(s) {dupes}; give explicit 'label's")
     cells = []
     for cell, chosen in variants:
+        where = f"cell {cell['label']!r}"
+        options = cell.get("options") or {}
+        cell_over = cell.get("profile_overrides") or {}
+        for key, value in (("options", options), ("profile_overrides", cell_over)):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: {key} must be a mapping, got {value!r}")
+        for key in ("method", "student", "task"):
+            if cell.get(key) is not None and not isinstance(cell[key], str):
+                raise ConfigError(f"{where}: {key} must be a name, got {cell[key]!r}")
         for task in [cell["task"]] if "task" in cell else tasks:
             for seed in seeds:
-                where = f"cell {cell['label']!r}"
-                try:
-                    job = StudentJob.create(
-                        profile_name, task, cell.get("method", "skd"), cell.get("options") or {},
-                        cell.get("student"), seed, teacher_seed, _merge(prof_over, cell.get("profile_overrides") or {}))
-                except SkdError as exc:
-                    raise type(exc)(f"{where}: {exc}") from exc
-                cells.append(Cell(cell["label"], task, seed, job, chosen))
-    return Grid(study, _typed(spec, "description", str, ""), path, profile_name, tasks, seeds, cells, spec,
-                _qualitative(_typed(spec, "report", dict, {})))
+                cells.append(CellSpec(cell["label"], task, seed, cell.get("method", DEFAULT_METHOD),
+                                      cell.get("student"), dict(options), _merge(prof_over, cell_over), chosen))
+    return Grid(study, _typed(spec, "description", str, ""), path, profile_name, tasks, seeds, teacher_seed, cells,
+                spec, dict(overrides), tuple(plugins), _qualitative(_typed(spec, "report", dict, {})))
 
 
 def _qualitative(report: dict[str, Any]) -> QualitativeOptions:
@@ -204,10 +229,8 @@ def _check_cell_path(key: str, where: str) -> None:
     if head not in CELL_KEYS:
         raise ConfigError(f"{where}: {key!r} does not start with a cell key; did you mean "
                           f"{closest_first(head, CELL_KEYS)[0]!r}? Valid: {', '.join(CELL_KEYS)}")
-    if head == "options":
-        if not rest:
-            raise ConfigError(f"{where}: use 'options.NAME' to vary one distillation option")
-        check_keys({rest: None}, OPTION_KEYS, "distillation option", f"{where} key {key!r}")
+    if head == "options" and not rest:
+        raise ConfigError(f"{where}: use 'options.NAME' to vary one distillation option")
 
 
 def _set_path(node: dict[str, Any], key: str, value: Any) -> None:
@@ -224,25 +247,9 @@ def _merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _short(value: Any) -> str:
+def short_value(value: Any) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, (list, tuple)):
         return "+".join(map(str, value))
     return str(value)
-
-
-def match_only(cell: Cell, only: Iterable[str]) -> bool:
-    """``--only key=value`` filters: keys ``label``, ``task``, ``seed``, ``method``, ``student``, ``id``
-    or an option name; all filters must match."""
-    for item in only:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--only {item!r} must look like KEY=VALUE")
-        fields = {"label": cell.label, "task": cell.task, "seed": str(cell.seed), "method": cell.job.method,
-                  "student": cell.job.student, "id": cell.id, **{k: _short(v) for k, v in cell.job.options.items()}}
-        if key not in fields:
-            raise ConfigError(f"--only key {key!r} unknown; did you mean {closest_first(key, fields)[0]!r}?")
-        if fields[key] != value:
-            return False
-    return True

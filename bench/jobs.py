@@ -1,56 +1,59 @@
 """One training job = one record: a teacher (content-addressed, trained once per profile, task and
 teacher seed, reused by every cell) or a student (scratch or distilled) of a grid cell.
 
-Layout under ``runs_dir``::
-
-    teachers/<teacher id>/  model.safetensors  record.json  checkpoint/  train.lock
-    cells/<cell id>/        model.safetensors  record.json  checkpoint/
-
-Records are written atomically, last; their presence means the job finished.
+A job's id is the hash of its fully resolved config, its code identity (:mod:`bench.codeid`: the
+source that :mod:`skd_core.train.runs`, its model's module and its method's module import) and the
+data fingerprints. Where its files go is the run store's business (:mod:`bench.store`); the
+computation itself is :mod:`skd_core.train.runs`.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import os
 import time
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from skd_core.atomic import atomic_write_json
-from skd_core.data import ImagePair, data_fingerprint, get_task, load_pairs, train_crops
+import skd_core.methods  # noqa: F401 -- registers the built-in methods
+from skd_core.data import data_fingerprint, get_task, load_pairs
 from skd_core.errors import ConfigError, SkdError
-from skd_core.methods import METHODS, DistillOptions, build_distiller
+from skd_core.methods import METHODS
 from skd_core.models import MODELS, build_model, load_checkpoint
-from skd_core.similarity import SimilarityProbe
-from skd_core.taps import DEFAULT_TAPS
 from skd_core.train.checkpoint import save_weights
-from skd_core.train.config import TrainConfig
-from skd_core.train.evaluate import centre_crop, evaluate
-from skd_core.train.loop import fit
+from skd_core.train.evaluate import evaluate
+from skd_core.train.runs import DataSettings, RunResult, train_student, train_teacher
 
-from .locks import FileLock
+from .codeid import code_identity
+from .grid import Grid
+from .plugins import load_plugins
+from .plugins import resolve as resolve_plugin
 from .profiles import Profile, get_profile
-from .provenance import code_version, config_hash, provenance
+from .provenance import config_hash, provenance
+from .store import WEIGHTS, CorruptRecordError, RunStore, non_finite_metric
 
-RECORD = "record.json"
-WEIGHTS = "model.safetensors"
-#: the similarity probe batch: centre crops (side a multiple of 8, at most PROBE_SIDE) of the
-#: first PROBE_IMAGES test inputs
-PROBE_IMAGES = 2
-PROBE_SIDE = 64
+#: the module where every run's computation starts (a root of every code identity)
+RUN_MODULE = "skd_core.train.runs"
+
+
+def arch_config(model: str) -> dict[str, Any]:
+    """What builds preset ``model``: its factory (module and name) and keyword arguments."""
+    preset = MODELS.get(model)
+    factory = preset.factory
+    return {"name": model, "factory": f"{factory.__module__}.{getattr(factory, '__qualname__', factory)}",
+            "kwargs": preset.kwargs}
 
 
 @dataclass(frozen=True)
 class StudentJob:
-    """A fully resolved student run (a grid cell)."""
+    """A fully resolved student run (a grid cell). ``plugins`` are imported before anything else in
+    whatever process runs it; ``keep_images`` names test images whose restorations are kept beside
+    the record (not part of the id)."""
 
     profile: Profile
     task: str
@@ -59,26 +62,37 @@ class StudentJob:
     student: str
     seed: int
     teacher_seed: int = 0
+    plugins: tuple[str, ...] = ()
+    keep_images: tuple[str, ...] = ()
 
     @classmethod
     def create(cls, profile: str | Profile = "cpu", task: str = "denoise25", method: str = "skd",
                options: Mapping[str, Any] | None = None, student: str | None = None, seed: int = 0,
-               teacher_seed: int = 0, profile_overrides: Mapping[str, Any] | None = None) -> StudentJob:
+               teacher_seed: int = 0, profile_overrides: Mapping[str, Any] | None = None,
+               plugins: Sequence[str] = (), keep_images: Sequence[str] = ()) -> StudentJob:
+        load_plugins(plugins)
         prof = get_profile(profile) if isinstance(profile, str) else profile
         if profile_overrides:
             prof = prof.override(profile_overrides)
+        for name, value in (("seed", seed), ("teacher_seed", teacher_seed)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name} must be an integer >= 0, got {value!r}")
         get_task(task)
-        METHODS.get(method)
+        spec = METHODS.get(method)
         MODELS.get(student or prof.student)
-        opts = DistillOptions.from_dict({**prof.method_options, **(options or {})}).as_dict()
-        return cls(prof, task, method, opts, student or prof.student, int(seed), int(teacher_seed))
+        opts = spec.options({**prof.method_options.get(method, {}), **(options or {})}).as_dict()
+        return cls(prof, task, method, opts, student or prof.student, seed, teacher_seed, tuple(plugins),
+                   tuple(keep_images))
+
+    def code_roots(self) -> list[str]:
+        return [RUN_MODULE, METHODS.get(self.method).module, MODELS.get(self.student).factory.__module__]
 
     def config(self) -> dict[str, Any]:
-        """The resolved config (what the cell id hashes, with code version and data fingerprints)."""
+        """The resolved config (what the cell id hashes, with code identity and data fingerprints)."""
         needs_teacher = METHODS.get(self.method).needs_teacher
         return {
             "kind": "student", "profile": self.profile.name, "task": self.task, "method": self.method,
-            "options": self.options, "student": self.student, "seed": self.seed,
+            "options": self.options, "student": self.student, "arch": arch_config(self.student), "seed": self.seed,
             "train": self.profile.student_train.to_dict(), "train_data": self.profile.train_data,
             "test_data": self.profile.test_data, "layout": self.profile.layout,
             "eval_max_side": self.profile.eval_max_side,
@@ -86,15 +100,19 @@ class StudentJob:
         }
 
     def id(self) -> str:
-        return job_id(self.config(), self.profile, self.task)
+        return job_id(self.config(), code_identity(self.code_roots()), self.profile, self.task)
 
 
 def teacher_config(profile: Profile, task: str, seed: int) -> dict[str, Any]:
+    """A teacher's resolved config, its code identity included (so a cell's config changes with it)."""
     if profile.teacher_checkpoint:
-        return {"kind": "teacher", "model": profile.teacher, "checkpoint": str(profile.teacher_checkpoint)}
-    return {"kind": "teacher", "profile": profile.name, "model": profile.teacher, "task": task, "seed": seed,
-            "train": profile.teacher_train_for(task).to_dict(), "train_data": profile.train_data,
-            "layout": profile.layout}
+        return {"kind": "teacher", "model": profile.teacher, "checkpoint": str(profile.teacher_checkpoint),
+                "test_data": profile.test_data, "layout": profile.layout, "eval_max_side": profile.eval_max_side}
+    roots = [RUN_MODULE, METHODS.get("scratch").module, MODELS.get(profile.teacher).factory.__module__]
+    return {"kind": "teacher", "profile": profile.name, "model": profile.teacher, "arch": arch_config(profile.teacher),
+            "task": task, "seed": seed, "train": profile.teacher_train_for(task).to_dict(),
+            "train_data": profile.train_data, "test_data": profile.test_data, "layout": profile.layout,
+            "eval_max_side": profile.eval_max_side, "code": code_identity(roots)}
 
 
 def data_spec(spec: str, what: str) -> str:
@@ -116,141 +134,166 @@ def _fingerprint(spec: str, task: str, layout: str | None, split: str) -> str:
     return data_fingerprint(spec, task, layout, split)
 
 
-def job_id(config: Mapping[str, Any], profile: Profile, task: str) -> str:
-    """Hash of the resolved config, the code version and the data fingerprints."""
-    return config_hash({"config": config, "code": code_version(), "data": fingerprints(profile, task)})
+def job_id(config: Mapping[str, Any], code: str, profile: Profile, task: str) -> str:
+    """Hash of the resolved config, the code identity and the data fingerprints."""
+    return config_hash({"config": config, "code": code, "data": fingerprints(profile, task)})
 
 
-def read_record(folder: Path) -> dict[str, Any] | None:
-    path = folder / RECORD
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text())
+def teacher_id(profile: Profile, task: str, seed: int) -> str:
+    cfg = teacher_config(profile, task, seed)
+    return job_id(cfg, cfg.get("code", "checkpoint"), profile, task)
 
 
-def _train_and_score(
-    model: nn.Module, distiller: nn.Module, cfg: TrainConfig, profile: Profile, task: str, seed: int,
-    folder: Path, device: torch.device, progress: bool, desc: str, resume: bool, teacher: nn.Module | None = None,
-) -> dict[str, Any]:
-    """Train, score and save ``model``; with a ``teacher``, the history also logs the linear CKA of
-    ``model``'s and the teacher's features at the :data:`DEFAULT_TAPS` both have (``sim/<tap>``,
-    see :class:`SimilarityProbe`) on :func:`probe_batch`; models outside the Restormer family
-    that have none of them are not probed."""
-    data = train_crops(profile.train_data, task, cfg.crop, cfg.steps * cfg.batch, seed, profile.layout)
-    test = load_pairs(profile.test_data, task, profile.layout, "test")
-    info = get_task(task)
-    validate = (lambda: evaluate(model, test, info, device, cfg.val_crop).psnr) if cfg.val_every else None
-    taps = shared_taps(model, teacher) if teacher is not None else ()
-    probe = SimilarityProbe(model, teacher, probe_batch(test, device), taps) if taps else None
-    result = fit(distiller, data, cfg, folder, device=device, resume=resume, validate=validate, probe=probe,
-                 progress=progress, desc=desc)
-    t0 = time.perf_counter()
-    scores = evaluate(model, test, info, device, profile.eval_max_side)
-    save_weights(model, folder / WEIGHTS)
-    return {"metrics": scores.to_dict(), "eval_seconds": time.perf_counter() - t0,
-            "training": {"seconds": result.seconds, "steps": result.steps, "history": result.history,
-                         "resumed_from": result.resumed_from}}
+def data_settings(profile: Profile, keep_images: Sequence[str] = ()) -> DataSettings:
+    return DataSettings(profile.train_data, profile.test_data, profile.layout, profile.eval_max_side,
+                        keep_images=tuple(keep_images))
 
 
-def shared_taps(student: nn.Module, teacher: nn.Module) -> tuple[str, ...]:
-    """The :data:`DEFAULT_TAPS` paths that exist in both models."""
-    s_names, t_names = dict(student.named_modules()), dict(teacher.named_modules())
-    return tuple(p for p in DEFAULT_TAPS if p in s_names and p in t_names)
+def _artefacts(store: RunStore, folder: Any, result: RunResult, profile: Profile, task: str) -> dict[str, Any]:
+    """Keep the run's restored test images, the evaluated pairs and its diagnostics in the store;
+    the record fields that point to them."""
+    fields: dict[str, Any] = {"outputs": store.save_images(folder, {n: out for n, (_, _, out) in result.kept.items()})}
+    pairs = {n: (lq, gt) for n, (lq, gt, _) in result.kept.items()}
+    fields["testset"] = store.save_testset(fingerprints(profile, task)["test"] + f"-{profile.eval_max_side}", pairs)
+    diagnostics = store.save_diagnostics(folder, result.diagnostics)
+    if diagnostics:
+        fields["diagnostics"], fields["diagnostics_keys"] = diagnostics, list(result.diagnostics)  # method's order
+    return fields
 
 
-def probe_batch(pairs: Sequence[ImagePair], device: torch.device) -> torch.Tensor:
-    """``B, 3, S, S`` centre crops of the first :data:`PROBE_IMAGES` degraded test inputs, ``S`` the
-    largest multiple of 8 up to :data:`PROBE_SIDE` that fits them all."""
-    chosen = pairs[:PROBE_IMAGES]
-    side = min(PROBE_SIDE, *(min(p.lq.shape[:2]) for p in chosen))
-    crops = [centre_crop(p.lq, side) for p in chosen]
-    return torch.stack([torch.from_numpy(c.transpose(2, 0, 1).copy()).float() for c in crops]).to(device)
-
-
-def finished_teacher(
-    profile: Profile, task: str, seed: int, runs_dir: Path, device: torch.device | str = "cpu",
-) -> nn.Module | None:
+def finished_teacher(profile: Profile, task: str, seed: int, store: RunStore,
+                     device: torch.device | str = "cpu") -> nn.Module | None:
     """The teacher for (profile, task, seed) if it exists without training (a checkpoint file or a
-    finished run under ``runs_dir``), else None."""
+    finished run in ``store``), else None."""
     if not profile.teacher_checkpoint:
-        tid = job_id(teacher_config(profile, task, seed), profile, task)
-        if read_record(runs_dir / "teachers" / tid) is None:
+        try:
+            record = store.read_record(store.teacher_dir(teacher_id(profile, task, seed)))
+        except CorruptRecordError:
             return None
-    return ensure_teacher(profile, task, seed, runs_dir, device, progress=False)[0]
+        if record is None or record.get("status", "done") != "done":
+            return None
+    return ensure_teacher(profile, task, seed, store, device, progress=False)[0]
 
 
 def ensure_teacher(
-    profile: Profile, task: str, seed: int, runs_dir: Path, device: torch.device | str = "cpu",
+    profile: Profile, task: str, seed: int, store: RunStore, device: torch.device | str = "cpu",
     progress: bool = True, resume: bool = True,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """The frozen teacher for (profile, task, seed): loaded from ``profile.teacher_checkpoint``, or
-    from a finished run, or trained now (under a lock, so concurrent runners train it once)."""
+    """The frozen teacher for (profile, task, seed) and its record: from ``profile.teacher_checkpoint``
+    (scored once), or a finished run, or trained now (under a lock, so concurrent runners train it
+    once). A corrupt record is set aside and the teacher redone."""
     device = torch.device(device)
     cfg = teacher_config(profile, task, seed)
-    if profile.teacher_checkpoint:
-        model = load_checkpoint(build_model(profile.teacher), profile.teacher_checkpoint).to(device).eval()
-        return model, {"id": config_hash(cfg), "config": cfg, "source": "checkpoint"}
-    tid = job_id(cfg, profile, task)
-    folder = runs_dir / "teachers" / tid
-    with FileLock(folder / "train.lock"):
-        record = read_record(folder)
+    tid = teacher_id(profile, task, seed)
+    folder = store.teacher_dir(tid)
+    with store.lock(folder, "train.lock"):
+        try:
+            record = store.read_record(folder)
+        except CorruptRecordError:
+            store.set_aside(folder)
+            record = None
         if record is None:
-            record = _run_teacher(profile, task, seed, folder, tid, cfg, device, progress, resume)
+            record = _run_teacher(profile, task, seed, store, tid, cfg, device, progress, resume)
     model = build_model(profile.teacher)
-    load_checkpoint(model, folder / WEIGHTS)
+    load_checkpoint(model, profile.teacher_checkpoint or folder / WEIGHTS)
     return model.to(device).eval(), record
 
 
-def _run_teacher(profile: Profile, task: str, seed: int, folder: Path, tid: str, cfg: dict[str, Any],
+def _run_teacher(profile: Profile, task: str, seed: int, store: RunStore, tid: str, cfg: dict[str, Any],
                  device: torch.device, progress: bool, resume: bool) -> dict[str, Any]:
-    torch.manual_seed(seed)
-    model = build_model(profile.teacher).to(device)
-    distiller = build_distiller("scratch", model).to(device)
-    out = _train_and_score(model, distiller, profile.teacher_train_for(task), profile, task, seed, folder, device,
-                           progress, f"teacher {profile.teacher} {task} seed {seed}", resume)
+    folder = store.writable().teacher_dir(tid)
+    data = data_settings(profile)
+    if profile.teacher_checkpoint:  # scored once, so reports have its row and its restorations
+        model = load_checkpoint(build_model(profile.teacher), profile.teacher_checkpoint).to(device).eval()
+        result = _score_only(model, profile, task, device)
+        result.fields["source"] = "checkpoint"
+    else:
+        result = train_teacher(profile.teacher, profile.teacher_train_for(task), data, task, seed, folder, device,
+                               progress, resume)
+        save_weights(result.model, folder / WEIGHTS)
     record = {"id": tid, "kind": "teacher", "status": "done", "config": cfg, "model": profile.teacher,
-              "params": sum(p.numel() for p in model.parameters()), "data": fingerprints(profile, task),
-              **out, "provenance": provenance(), "finished": time.time()}
-    atomic_write_json(folder / RECORD, record)
+              "code": cfg.get("code", "checkpoint"),
+              "data": fingerprints(profile, task), **result.fields,
+              **_artefacts(store, folder, result, profile, task), "provenance": provenance(), "finished": time.time()}
+    if bad := non_finite_metric(record):
+        raise FloatingPointError(f"teacher {tid}: non-finite metric {bad}")
+    store.write_record(folder, record)
     return record
 
 
-def run_student(job: StudentJob, runs_dir: Path, device: torch.device | str = "cpu", progress: bool = True,
+def _score_only(model: nn.Module, profile: Profile, task: str, device: torch.device) -> RunResult:
+    """Score a given (checkpoint) teacher on the test pairs and keep its first restorations."""
+    data = data_settings(profile)
+    test = load_pairs(data.test_data, task, data.layout, "test")
+    scores = evaluate(model, test, get_task(task), device, data.eval_max_side, data.keep)
+    return RunResult({"metrics": scores.to_dict(), "params": sum(p.numel() for p in model.parameters())},
+                     model, scores.kept)
+
+
+def run_student(job: StudentJob, store: RunStore, device: torch.device | str = "cpu", progress: bool = True,
                 resume: bool = True) -> dict[str, Any]:
-    """Train and score one student cell; returns (and writes) its record. Any error is recorded as a
-    ``failed`` record (with traceback) and re-raised."""
+    """Train and score one student cell; returns (and writes) its record. Any exception (not
+    ``KeyboardInterrupt`` or ``SystemExit``) is recorded as a ``failed`` record with its traceback
+    and re-raised."""
     device = torch.device(device)
     cid = job.id()
-    folder = runs_dir / "cells" / cid
+    folder = store.writable().cell_dir(cid)
     config = job.config()
     base = {"id": cid, "kind": "student", "config": config, "data": fingerprints(job.profile, job.task)}
     try:
         teacher, teacher_record = None, None
         if config["teacher"] is not None:
-            teacher, teacher_record = ensure_teacher(job.profile, job.task, job.teacher_seed, runs_dir, device,
-                                                     progress)
+            teacher, teacher_record = ensure_teacher(job.profile, job.task, job.teacher_seed, store, device, progress)
         # scratch students are compared with the teacher too, if it exists without training one
         compared_with = teacher if teacher is not None else finished_teacher(job.profile, job.task, job.teacher_seed,
-                                                                              runs_dir, device)
-        torch.manual_seed(job.seed)
-        student = build_model(job.student).to(device)
-        probe = torch.zeros(1, 3, job.profile.student_train.crop, job.profile.student_train.crop, device=device)
-        distiller = build_distiller(job.method, student, teacher, job.options, probe).to(device)
-        desc = f"{job.method} {job.student} {job.task} seed {job.seed}"
-        out = _train_and_score(student, distiller, job.profile.student_train, job.profile, job.task, job.seed,
-                               folder, device, progress, desc, resume, compared_with)
-        distiller.close()
-        record = {**base, "status": "done", "model": job.student,
-                  "params": sum(p.numel() for p in student.parameters()),
-                  "adapter_params": sum(p.numel() for p in distiller.method.parameters()),
-                  "teacher": {"id": teacher_record["id"], "metrics": teacher_record.get("metrics")}
-                  if teacher_record else None,
-                  **out, "provenance": provenance(), "finished": time.time()}
-    except (SkdError, RuntimeError, ValueError, FloatingPointError) as exc:
+                                                                              store, device)
+        result = train_student(job.student, job.method, job.options, teacher, job.profile.student_train,
+                               data_settings(job.profile, job.keep_images), job.task, job.seed, folder, device,
+                               progress, resume, compared_with)
+        save_weights(result.model, folder / WEIGHTS)
+        record = {**base, "status": "done", "model": job.student, **result.fields,
+                  "code": code_identity(job.code_roots()),
+                  "teacher": {"id": teacher_record["id"], "model": teacher_record.get("model"),
+                              "metrics": teacher_record.get("metrics")} if teacher_record else None,
+                  **_artefacts(store, folder, result, job.profile, job.task),
+                  "provenance": provenance(), "finished": time.time()}
+        if bad := non_finite_metric(record):
+            raise FloatingPointError(f"cell {cid}: non-finite metric {bad}")
+    except Exception as exc:
         record = {**base, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
                   "traceback": traceback.format_exc(), "provenance": provenance(), "finished": time.time(),
                   "pid": os.getpid()}
-        atomic_write_json(folder / RECORD, record)
+        store.write_record(folder, record)
         raise
-    atomic_write_json(folder / RECORD, record)
+    store.write_record(folder, record)
     return record
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One grid cell resolved: a variant (``label``) at one task and seed, with its job."""
+
+    label: str
+    task: str
+    seed: int
+    job: StudentJob
+    axes: dict[str, Any]
+
+    @functools.cached_property
+    def id(self) -> str:
+        return self.job.id()
+
+
+def cells_of(grid: Grid) -> list[Cell]:
+    """Every cell of ``grid`` resolved into a job (plugins imported first); an invalid cell raises a
+    :class:`ConfigError` naming the grid file and the cell."""
+    plugins = tuple(resolve_plugin(p, grid.path.parent) for p in grid.plugins)
+    cells = []
+    for spec in grid.cells:
+        try:
+            job = StudentJob.create(grid.profile, spec.task, spec.method, spec.options, spec.student, spec.seed,
+                                    grid.teacher_seed, spec.profile_overrides, plugins, grid.qualitative.images or ())
+        except SkdError as exc:
+            raise ConfigError(f"{grid.path}: cell {spec.label!r}: {exc}") from exc
+        cells.append(Cell(spec.label, spec.task, spec.seed, job, spec.axes))
+    return cells

@@ -2,7 +2,9 @@
 
 A lock is a file created with ``O_CREAT | O_EXCL`` (atomic on POSIX and NFSv3+) holding the
 owner's host and pid. A lock whose owner is on this host and no longer alive (a runner killed with
-SIGKILL) is stale and is taken over. Locks of other hosts are trusted until removed by hand (or
+SIGKILL) is stale and is taken over. A lock that cannot be read (empty or half-written: what a
+SIGKILL between creating and writing it leaves) is stale once it is older than
+:data:`UNREADABLE_GRACE` seconds. Locks of other hosts are trusted until removed by hand (or
 until they are older than ``stale_after`` seconds, when set).
 """
 
@@ -14,6 +16,9 @@ import socket
 import time
 from pathlib import Path
 from types import TracebackType
+
+#: seconds an unreadable lock file is given to be written by its owner before it counts as stale
+UNREADABLE_GRACE = 10.0
 
 
 def _alive(pid: int) -> bool:
@@ -36,16 +41,21 @@ class FileLock:
         self.held = False
 
     def owner(self) -> dict | None:
-        """The lock file's content, or None when unlocked (or unreadable mid-write)."""
+        """The lock file's content, or None when unlocked or unreadable (empty, mid-write, not a lock)."""
         try:
-            return json.loads(self.path.read_text())
-        except (OSError, ValueError):
+            owner = json.loads(self.path.read_text())
+            int(owner.get("pid", -1)), float(owner.get("time", 0))
+        except (OSError, ValueError, TypeError, AttributeError):
             return None
+        return owner
 
     def is_stale(self) -> bool:
         owner = self.owner()
         if owner is None:
-            return False
+            try:
+                return time.time() - self.path.stat().st_mtime > UNREADABLE_GRACE
+            except OSError:
+                return False
         if owner.get("host") == socket.gethostname() and not _alive(int(owner.get("pid", -1))):
             return True
         return self.stale_after is not None and time.time() - float(owner.get("time", 0)) > self.stale_after

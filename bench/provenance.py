@@ -1,4 +1,5 @@
-"""What identifies a number: code version, library versions and machine (pytest-benchmark style)."""
+"""What identifies a number besides its config: git commit, library versions and machine (pytest-benchmark
+style)."""
 
 from __future__ import annotations
 
@@ -17,25 +18,6 @@ import torch
 from skd_core.complexity.env import cpu_name
 
 REPO = Path(__file__).resolve().parents[1]
-#: the sources whose change changes a result: the library and the job definition (not the CLI,
-#: grid runner or reports, whose edits must not invalidate finished cells)
-CODE_SOURCES = ("skd_core/**/*.py", "bench/jobs.py", "bench/profiles.py")
-
-
-@functools.lru_cache(maxsize=1)
-def code_version() -> str:
-    """Hash of the sources in :data:`CODE_SOURCES`, 12 hex digits.
-
-    Cell identity uses this instead of the git commit, so a commit that only touches docs, tests,
-    the CLI or reports keeps finished cells valid while any change to what computes them invalidates
-    them.
-    """
-    h = hashlib.sha256()
-    for pattern in CODE_SOURCES:
-        for path in sorted(REPO.glob(pattern)):
-            h.update(str(path.relative_to(REPO)).encode())
-            h.update(path.read_bytes())
-    return h.hexdigest()[:12]
 
 
 @functools.lru_cache(maxsize=1)
@@ -85,8 +67,9 @@ def machine() -> dict[str, Any]:
 
 
 def provenance() -> dict[str, Any]:
-    """The block stored beside every result: code, git, versions, machine."""
-    return {"code_version": code_version(), "git": git_info(), "versions": versions(), "machine": machine()}
+    """The block stored beside every result: git, versions, machine (the code identity that a
+    result's id hashes is stored in its record as ``code``, see :mod:`bench.codeid`)."""
+    return {"git": git_info(), "versions": versions(), "machine": machine()}
 
 
 def config_hash(config: Any, n: int = 16) -> str:

@@ -2,16 +2,20 @@
 
 Finished cells (a ``done`` record) are skipped unless ``force``; a cell is claimed with a lock file
 before it runs, so two runners on one grid (or a runner restarted after SIGKILL) never run a cell
-twice; a failed cell records its error and the grid goes on. The grid's manifest
-(``runs/grids/<study>.json``: its cells, labels and ids) is written first, atomically, so
-``status`` and ``report`` know every cell of the grid.
+twice. Every failure is contained: any exception in a cell (or in the teacher it needs) becomes a
+``failed`` record with its traceback and the grid goes on; only ``KeyboardInterrupt`` and
+``SystemExit`` stop it. An unreadable record is set aside and its cell redone. The grid's manifest
+(its spec, cells, labels, ids and the architecture measurements' keys; see :mod:`bench.store`)
+is written first and completed last, so ``status`` and ``report`` know every cell of the grid.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
+import traceback
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -22,14 +26,15 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from skd_core.atomic import atomic_write_json
-from skd_core.errors import ConfigError, SkdError
+from skd_core.errors import ConfigError, closest_first
 from skd_core.methods import METHODS
 
 from .arch import measure_all
-from .grid import Cell, Grid, match_only
-from .jobs import RECORD, StudentJob, ensure_teacher, read_record, run_student
-from .locks import FileLock
+from .grid import Grid, short_value
+from .jobs import Cell, StudentJob, cells_of, ensure_teacher, fingerprints, run_student, teacher_id
+from .plugins import load_plugins
+from .provenance import provenance
+from .store import RECORD, CorruptRecordError, RunStore
 
 EXECUTORS = ("local", "ray")
 
@@ -43,96 +48,143 @@ class GridSummary:
     seconds: float = 0.0
 
 
-def cell_folder(runs_dir: Path, cell_id: str) -> Path:
-    return runs_dir / "cells" / cell_id
+def manifest(grid: Grid, cells: Sequence[Cell], arch: dict[str, str] | None = None) -> dict[str, Any]:
+    """What a report needs of a grid run, without recomputing anything: the spec, each cell's id,
+    label, axes and resolved config, and the keys of the architecture measurements."""
+    rows = [{"id": c.id, "label": c.label, "task": c.task, "seed": c.seed, "method": c.job.method,
+             "student": c.job.student, "teacher_model": c.job.profile.teacher, "axes": c.axes,
+             "options": c.job.options, "throughput_size": list(c.job.profile.throughput_size),
+             "config": c.job.config()} for c in cells]
+    return {"study": grid.study, "description": grid.description, "spec_file": str(grid.path), "spec": grid.spec,
+            "profile": grid.profile, "overrides": grid.overrides, "key": grid.run_key(), "tasks": grid.tasks,
+            "seeds": grid.seeds, "cells": rows, "arch": arch or {}, "written": time.time()}
 
 
-def cell_status(runs_dir: Path, cell_id: str) -> tuple[str, dict[str, Any] | None]:
-    """The cell's status -- ``done``, ``failed``, ``running`` (claimed by a live runner) or
-    ``pending`` -- and its record (None when there is none yet)."""
-    folder = cell_folder(runs_dir, cell_id)
-    record = read_record(folder)
-    lock = FileLock(folder / "run.lock")
-    if lock.path.exists() and not lock.is_stale():
-        return "running", record
-    if record is not None:
-        return record.get("status", "failed"), record
-    return "pending", None
-
-
-def write_manifest(grid: Grid, runs_dir: Path) -> Path:
-    cells = [{"id": c.id, "label": c.label, "task": c.task, "seed": c.seed, "method": c.job.method,
-              "student": c.job.student, "axes": c.axes} for c in grid.cells]
-    return atomic_write_json(runs_dir / "grids" / f"{grid.study}.json", {
-        "study": grid.study, "description": grid.description, "spec_file": str(grid.path), "spec": grid.spec,
-        "profile": grid.profile, "tasks": grid.tasks, "seeds": grid.seeds, "cells": cells,
-        "written": time.time()})
-
-
-def run_cell(job: StudentJob, runs_dir: Path, device: str, threads: int, force: bool,
+def run_cell(job: StudentJob, cell_id: str, root: Path, device: str, threads: int, force: bool,
              progress: bool) -> str:
-    """Claim and run one cell (in whatever process or Ray worker this is); returns its final status."""
-    if threads:
-        torch.set_num_threads(threads)
-    folder = cell_folder(runs_dir, job.id())
-    lock = FileLock(folder / "run.lock")
+    """Claim and run one cell (in whatever process or Ray worker this is); returns its final status.
+    Any exception becomes the cell's ``failed`` record (run_student writes it when it gets that
+    far; this function otherwise)."""
+    store = RunStore(root)
+    folder = store.cell_dir(cell_id)
+    lock = store.lock(folder)
     if not lock.try_acquire():
         return "busy"
     try:
-        record = read_record(folder)
+        if threads:
+            torch.set_num_threads(threads)
+        load_plugins(job.plugins)
+        try:
+            record = store.read_record(folder)
+        except CorruptRecordError as exc:
+            print(f"skd-bench: {exc}; set aside as {store.set_aside(folder)}, the cell is redone", file=sys.stderr)
+            record = None
         if record is not None and record.get("status") == "done" and not force:
             return "skipped"
         if force and folder.exists():
             shutil.rmtree(folder / "checkpoint", ignore_errors=True)
             (folder / RECORD).unlink(missing_ok=True)
-        try:
-            run_student(job, runs_dir, device, progress=progress, resume=True)
-        except (SkdError, RuntimeError, ValueError, FloatingPointError):
-            return "failed"  # run_student recorded the error
+        run_student(job, store, device, progress=progress, resume=True)
         return "done"
+    except Exception as exc:
+        if not _recorded_failure(store, folder):
+            fail_cell(store, cell_id, job, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        return "failed"
     finally:
         lock.release()
 
 
-def _teacher(job: StudentJob, runs_dir: Path, device: str, threads: int, progress: bool) -> str:
-    if threads:
-        torch.set_num_threads(threads)
-    ensure_teacher(job.profile, job.task, job.teacher_seed, runs_dir, device, progress)
+def _recorded_failure(store: RunStore, folder: Path) -> bool:
+    try:
+        record = store.read_record(folder)
+    except CorruptRecordError:
+        return False
+    return record is not None and record.get("status") == "failed"
+
+
+def fail_cell(store: RunStore, cell_id: str, job: StudentJob, error: str, trace: str) -> None:
+    """Write a ``failed`` record for a cell that could not run (its teacher failed, or it failed
+    before training started)."""
+    try:
+        config, data = job.config(), fingerprints(job.profile, job.task)
+    except Exception:  # the failure may be in resolving the job itself
+        config, data = None, None
+    store.write_record(store.cell_dir(cell_id), {
+        "id": cell_id, "kind": "student", "status": "failed", "config": config, "data": data, "error": error,
+        "traceback": trace, "provenance": provenance(), "finished": time.time(), "pid": os.getpid()})
+
+
+def _teacher(job: StudentJob, root: Path, device: str, threads: int, progress: bool) -> str:
+    """Train (or find) a cell's teacher: ``done``, or ``failed: <error>`` with the traceback after a
+    newline (the runner fails the cells that need it)."""
+    try:
+        if threads:
+            torch.set_num_threads(threads)
+        load_plugins(job.plugins)
+        ensure_teacher(job.profile, job.task, job.teacher_seed, RunStore(root), device, progress)
+    except Exception as exc:
+        return f"failed: {type(exc).__name__}: {exc}\n{traceback.format_exc()}"
     return "done"
+
+
+def match_only(cell: Cell, only: Iterable[str]) -> bool:
+    """``--only key=value`` filters: keys ``label``, ``task``, ``seed``, ``method``, ``student``, ``id``
+    or an option name; all filters must match."""
+    for item in only:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--only {item!r} must look like KEY=VALUE")
+        fields = {"label": cell.label, "task": cell.task, "seed": str(cell.seed), "method": cell.job.method,
+                  "student": cell.job.student, "id": cell.id,
+                  **{k: short_value(v) for k, v in cell.job.options.items()}}
+        if key not in fields:
+            raise ConfigError(f"--only key {key!r} unknown; did you mean {closest_first(key, fields)[0]!r}?")
+        if fields[key] != value:
+            return False
+    return True
+
+
+def select(grids: Sequence[Grid], only: Sequence[str]) -> tuple[dict[str, Cell], list[tuple[Grid, list[Cell]]]]:
+    """The cells of ``grids`` matching ``only`` (deduplicated by id: a cell shared by two studies
+    runs once), and each grid with all its cells; ``--only`` matching no cell is an error."""
+    resolved = [(grid, cells_of(grid)) for grid in grids]
+    cells: dict[str, Cell] = {}
+    for _, grid_cells in resolved:
+        for cell in grid_cells:
+            if match_only(cell, only):
+                cells.setdefault(cell.id, cell)
+    if only and not cells:
+        raise ConfigError(f"--only {' '.join(only)} matches no cell of {', '.join(str(g.path) for g in grids)}")
+    return cells, resolved
 
 
 def run_grids(
     grids: Sequence[Grid], runs_dir: Path, *, executor: str = "local", workers: int = 1, device: str = "cpu",
     force: bool = False, only: Iterable[str] = (), progress: bool = True, address: str | None = None,
 ) -> GridSummary:
-    """Run the cells of ``grids`` (deduplicated by id: a cell shared by two studies runs once)."""
+    """Run the cells of ``grids`` that match ``only`` in the run store at ``runs_dir``."""
     if executor not in EXECUTORS:
         raise ConfigError(f"executor must be one of {EXECUTORS}, got {executor!r}")
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
-    only = list(only)
-    for grid in grids:
-        write_manifest(grid, runs_dir)
-    cells: dict[str, Cell] = {}
-    for grid in grids:
-        for cell in grid.cells:
-            if match_only(cell, only):
-                cells.setdefault(cell.id, cell)
+    store = RunStore(runs_dir).writable()
+    cells, resolved = select(grids, list(only))
+    for grid, grid_cells in resolved:
+        store.write_manifest(grid.study, grid.run_key(), manifest(grid, grid_cells))
     summary = GridSummary()
     pending = []
     for cid, cell in cells.items():
-        status, _ = cell_status(runs_dir, cid)
+        status, _, _ = store.status(store.cell_dir(cid))
         if status == "done" and not force:
             summary.skipped += 1
         elif status == "running":
             summary.busy += 1
         else:
             pending.append(cell)
-    teachers = {}
+    teachers: dict[str, StudentJob] = {}
     for cell in pending:
         if METHODS.get(cell.job.method).needs_teacher:
-            key = (cell.job.profile.name, cell.task, cell.job.teacher_seed, str(cell.job.config()["teacher"]))
-            teachers.setdefault(key, cell.job)
+            teachers.setdefault(teacher_id(cell.job.profile, cell.task, cell.job.teacher_seed), cell.job)
     cpus = os.cpu_count() or 1
     threads = max(1, cpus // workers) if device == "cpu" else 0
     t0 = time.perf_counter()
@@ -140,10 +192,24 @@ def run_grids(
     # teachers first (every cell of a task needs its teacher), in parallel across tasks
     n_teachers = max(1, min(workers, len(teachers)))
     teacher_threads = max(1, cpus // n_teachers) if device == "cpu" else 0
-    run(_teacher, [(job, runs_dir, device, teacher_threads, progress and n_teachers == 1)
-                   for job in teachers.values()], n_teachers, "teachers", address, progress=False)
-    statuses = run(run_cell, [(c.job, runs_dir, device, threads, force, progress and workers == 1)
-                              for c in pending], workers, "cells", address, progress=progress)
+    outcomes = run(_teacher, [(job, store.root, device, teacher_threads, progress and n_teachers == 1)
+                              for job in teachers.values()], n_teachers, "teachers", address, progress=False,
+                   cpus=teacher_threads, cuda=device.startswith("cuda"))
+    failed_teachers = {tid: out for tid, out in zip(teachers, outcomes, strict=True) if out != "done"}
+    runnable = []
+    for cell in pending:
+        tid = teacher_id(cell.job.profile, cell.task, cell.job.teacher_seed)
+        if METHODS.get(cell.job.method).needs_teacher and tid in failed_teachers:
+            error, _, trace = failed_teachers[tid].removeprefix("failed: ").partition("\n")
+            fail_cell(store, cell.id, cell.job, f"teacher {tid} failed: {error}", trace)
+            summary.failed += 1
+        else:
+            runnable.append(cell)
+    for tid, out in failed_teachers.items():
+        print(f"skd-bench: teacher {tid} {out.splitlines()[0]}", file=sys.stderr)
+    statuses = run(run_cell, [(c.job, c.id, store.root, device, threads, force, progress and workers == 1)
+                              for c in runnable], workers, "cells", address, progress=progress, cpus=threads,
+                   cuda=device.startswith("cuda"))
     for status in statuses:
         if status == "done":
             summary.done += 1
@@ -154,14 +220,18 @@ def run_grids(
         else:
             summary.busy += 1
     # complexity and throughput once per architecture, with the machine to itself
-    measure_all([(m, c.job.profile.throughput_size) for c in cells.values()
-                 for m in (c.job.student, c.job.profile.teacher)], runs_dir, device)
+    arch = measure_all([(m, c.job.profile.throughput_size) for _, grid_cells in resolved for c in grid_cells
+                        for m in (c.job.student, c.job.profile.teacher)], store, device)
+    for grid, grid_cells in resolved:
+        store.write_manifest(grid.study, grid.run_key(), manifest(grid, grid_cells, arch))
     summary.seconds = time.perf_counter() - t0
     return summary
 
 
 def _local_map(fn: Any, arglists: list[tuple], workers: int, what: str, address: str | None,
-               progress: bool) -> list[str]:
+               progress: bool, cpus: int = 1, cuda: bool = False) -> list[str]:
+    """``fn(*args)`` for each job, in argument order, run in this process (one worker) or in spawned
+    processes; a job whose process died is ``failed`` (its lock is then stale, the next run redoes it)."""
     if not arglists:
         return []
     bar = tqdm(total=len(arglists), desc=what, unit="job", disable=not progress, dynamic_ncols=True)
@@ -172,15 +242,22 @@ def _local_map(fn: Any, arglists: list[tuple], workers: int, what: str, address:
             bar.update(1)
     else:
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-            for fut in as_completed([pool.submit(fn, *args) for args in arglists]):
-                out.append(fut.result())
+            futures = {pool.submit(fn, *args): i for i, args in enumerate(arglists)}
+            done: dict[int, str] = {}
+            for fut in as_completed(futures):
+                try:
+                    done[futures[fut]] = fut.result()
+                except Exception as exc:  # the worker process itself failed (killed, out of memory)
+                    print(f"skd-bench: a {what} worker failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+                    done[futures[fut]] = "failed"
                 bar.update(1)
+            out = [done[i] for i in range(len(arglists))]
     bar.close()
     return out
 
 
 def _ray_map(fn: Any, arglists: list[tuple], workers: int, what: str, address: str | None,
-             progress: bool) -> list[str]:
+             progress: bool, cpus: int = 1, cuda: bool = False) -> list[str]:
     """One Ray task per job: ``threads`` CPUs each, and one GPU each when the job runs on CUDA."""
     if not arglists:
         return []
@@ -191,27 +268,32 @@ def _ray_map(fn: Any, arglists: list[tuple], workers: int, what: str, address: s
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}})
-    uses_cuda = any(str(a[2]).startswith("cuda") for a in arglists)
-    cpus = max(1, int(arglists[0][3]) or 1)
-    remote = ray.remote(num_cpus=cpus, num_gpus=1 if uses_cuda else 0, max_retries=0)(fn)
+    remote = ray.remote(num_cpus=max(1, cpus), num_gpus=1 if cuda else 0, max_retries=0)(fn)
     refs = [remote.remote(*args) for args in arglists]
     bar = tqdm(total=len(refs), desc=f"{what} (ray)", unit="job", disable=not progress, dynamic_ncols=True)
-    out, remaining = [], refs
+    done: dict[Any, str] = {}
+    remaining = refs
     while remaining:
         ready, remaining = ray.wait(remaining, num_returns=1)
-        out.extend(ray.get(ready))
+        for ref in ready:
+            try:
+                done[ref] = ray.get(ref)
+            except Exception as exc:  # the Ray worker itself failed
+                print(f"skd-bench: a {what} worker failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+                done[ref] = "failed"
         bar.update(len(ready))
     bar.close()
-    return out
+    return [done[ref] for ref in refs]  # in argument order
 
 
 def grid_status(grid: Grid, runs_dir: Path) -> list[dict[str, Any]]:
-    """One row per cell: label, task, seed, status, PSNR (dB) when done, error when failed, id."""
+    """One row per cell: label, task, seed, status (``done``, ``running``, ``failed``, ``corrupt``,
+    ``pending``), PSNR (dB) when done, the problem when failed or corrupt, id."""
+    store = RunStore(runs_dir)
     rows = []
-    for cell in grid.cells:
-        status, record = cell_status(runs_dir, cell.id)
-        record = record or {}
+    for cell in cells_of(grid):
+        status, record, problem = store.status(store.cell_dir(cell.id))
         rows.append({"label": cell.label, "task": cell.task, "seed": cell.seed, "status": status,
-                     "psnr_dB": (record.get("metrics") or {}).get("psnr") if status == "done" else None,
-                     "error": record.get("error") if status == "failed" else None, "id": cell.id})
+                     "psnr_dB": (record or {}).get("metrics", {}).get("psnr") if status == "done" else None,
+                     "error": problem, "id": cell.id})
     return rows

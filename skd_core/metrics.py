@@ -34,7 +34,6 @@ from pathlib import Path
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from .data.images import read_image
 from .errors import SkdError, unknown
 
 COLORS = ("rgb", "y")
@@ -136,6 +135,8 @@ def mean_psnr_ssim(
 def read_pair(restored: str | Path, reference: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """Read two image files (float32 HWC RGB in [0, 1], see :func:`skd_core.data.read_image`) that
     must have the same size; an unreadable file raises a ``DatasetError`` naming it."""
+    from .data.images import read_image  # here: scoring arrays needs no image reading
+
     a, b = read_image(Path(restored)), read_image(Path(reference))
     if a.shape != b.shape:
         raise ImageError(f"{restored} is {_size(a)} but {reference} is {_size(b)}: images must have the same size")

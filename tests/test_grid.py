@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.grid import load_grid
+from bench.jobs import cells_of
 from bench.runner import grid_status, run_grids
 from skd_core.errors import ConfigError
 
@@ -40,13 +41,26 @@ def records(runs: Path) -> dict[str, dict]:
 def test_expansion_labels_and_reference(tmp_path: Path):
     grid = load_grid(write(tmp_path, GRID))
     assert grid.labels() == ["mca_dims=none", "mca_dims=both", "scratch"]
-    assert len(grid.cells) == 6 and len({c.id for c in grid.cells}) == 6
-    assert {c.job.options["mca_dims"] for c in grid.cells if c.label != "scratch"} == {"none", "both"}
+    cells = cells_of(grid)
+    assert len(cells) == 6 and len({c.id for c in cells}) == 6
+    assert {c.job.options["mca_dims"] for c in cells if c.label != "scratch"} == {"none", "both"}
+    assert "mca_dims" not in cells[-1].job.options  # scratch: its own (empty) options
+
+
+def test_parsing_a_grid_imports_no_training_stack():
+    code = ("import sys, bench.grid, bench.report; "
+            "bad = sorted(m for m in sys.modules if m.startswith(('skd_core.methods', 'skd_core.losses', "
+            "'skd_core.taps', 'skd_core.train', 'skd_core.data', 'bench.jobs', 'bench.runner', 'torch'))); "
+            "print(bad); assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
 
 
 @pytest.mark.parametrize("bad,expected", [
     ("seeds: [0, 1]\naxis: {method: [skd]}", r"tiny.yaml.*unknown grid key 'axis'.*did you mean 'axes'"),
     ("axes: {options.mca_dim: [none]}", r"tiny.yaml.*distillation option 'mca_dim'.*did you mean 'mca_dims'"),
+    ("cells: [{method: fitnet, options: {alpha1: 1}}]", r"tiny.yaml: cell 'fitnet'.*option 'alpha1' in options of "
+                                                        r"method 'fitnet'"),
+    ("seeds: [true]", r"tiny.yaml.*'seeds' must be a non-empty list of distinct integers"),
     ("axes: {option.mca_dims: [none]}", r"tiny.yaml.*did you mean 'options'"),
     ("base: {method: skd, options: {sigma: -1}}", r"tiny.yaml.*sigma.*must be > 0"),
     ("base: {method: skd, options: {extractor: vgg19}}", r"tiny.yaml.*vgg19.*vgg_weights"),
@@ -58,7 +72,7 @@ def test_expansion_labels_and_reference(tmp_path: Path):
 ])
 def test_invalid_specs_name_file_key_and_closest(tmp_path: Path, bad: str, expected: str):
     with pytest.raises(ConfigError, match=expected):
-        load_grid(write(tmp_path, f"study: tiny\nprofile: smoke\n{bad}\n"))
+        cells_of(load_grid(write(tmp_path, f"study: tiny\nprofile: smoke\n{bad}\n")))
 
 
 def test_missing_grid_file(tmp_path: Path):

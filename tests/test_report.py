@@ -1,7 +1,7 @@
 """``skd-bench report``: statistics by hand, best marking, unfinished cells, every output file.
 
-Records are written synthetically (the layout of :mod:`bench.jobs` and :mod:`bench.arch`) for a
-tiny grid, so nothing trains here.
+Records and the grid's manifest are written synthetically (through :class:`bench.store.RunStore`)
+for a tiny grid, so nothing trains here.
 """
 
 from __future__ import annotations
@@ -16,8 +16,11 @@ import pytest
 
 from bench.cli import main
 from bench.grid import Grid, load_grid
+from bench.jobs import cells_of
 from bench.report import build_report, write_index
 from bench.report.stats import best_flags, paired_difference, pareto_front, t_interval
+from bench.runner import manifest
+from bench.store import RunStore
 from skd_core.atomic import atomic_write_json
 from skd_core.errors import SkdError
 
@@ -37,7 +40,7 @@ PSNR = {("scratch", 0): 20.0, ("scratch", 1): 21.0, ("scratch", 2): 22.5,
         ("mca_dims=both", 0): 21.0}
 FAILED = ("mca_dims=both", 2)
 TEACHER_ID = "teacherid0000000"
-PROVENANCE = {"code_version": "abc", "git": {"commit": "deadbeef", "branch": "main", "dirty": False},
+PROVENANCE = {"git": {"commit": "deadbeef", "branch": "main", "dirty": False},
               "versions": {"torch": "2.13.0"}, "machine": {"node": "box", "processor": "cpu0", "cpu_count": 2}}
 
 
@@ -59,8 +62,12 @@ def _arch(model: str, params: int, macs: int, ms: float) -> dict:
 
 
 def write_records(grid: Grid, runs: Path) -> None:
-    """Records of ``grid``'s cells per :data:`PSNR` and :data:`FAILED`, its teacher and two archs."""
-    for cell in grid.cells:
+    """Records of ``grid``'s cells per :data:`PSNR` and :data:`FAILED`, its teacher, two archs and
+    the manifest a runner would write."""
+    cells = cells_of(grid)
+    RunStore(runs).write_manifest(grid.study, grid.run_key(),
+                                  manifest(grid, cells, {"student-smoke": "a1", "teacher-smoke": "a2"}))
+    for cell in cells:
         key, folder = (cell.label, cell.seed), runs / "cells" / cell.id
         base = {"id": cell.id, "kind": "student", "config": cell.job.config(), "provenance": PROVENANCE,
                 "finished": 1.7e9}
@@ -151,7 +158,7 @@ def test_missing_and_failed_cells_reported(report: tuple[Grid, Path]) -> None:
     grid, results = report
     page = (results / "tiny" / "README.md").read_text()
     section = page.split("## Cells not finished")[1].split("## Run info")[0]
-    unfinished = [c for c in grid.cells if (c.label, c.seed) not in PSNR]
+    unfinished = [c for c in cells_of(grid) if (c.label, c.seed) not in PSNR]
     assert len(unfinished) == 2
     for cell in unfinished:
         assert cell.id in section
@@ -195,8 +202,12 @@ def test_index_accumulates_studies(report: tuple[Grid, Path]) -> None:
 
 def test_grid_without_finished_cell_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "tiny.yaml").write_text(GRID)
-    with pytest.raises(SkdError, match=r"'tiny'.*skd-bench run"):
-        build_report(load_grid(tmp_path / "tiny.yaml"), tmp_path / "runs", tmp_path / "results")
+    grid = load_grid(tmp_path / "tiny.yaml")
+    with pytest.raises(SkdError, match=r"'tiny'.*has not been run under.*skd-bench run"):
+        build_report(grid, tmp_path / "runs", tmp_path / "results")
+    RunStore(tmp_path / "runs").write_manifest(grid.study, grid.run_key(), manifest(grid, cells_of(grid)))
+    with pytest.raises(SkdError, match=r"'tiny'.*has no finished cell.*skd-bench run"):
+        build_report(grid, tmp_path / "runs", tmp_path / "results")
 
 
 def test_cli(report: tuple[Grid, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,7 +11,6 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from bench.jobs import probe_batch
 from skd_core.data import load_pairs, train_crops
 from skd_core.methods import build_distiller
 from skd_core.models import build_model
@@ -19,6 +18,7 @@ from skd_core.similarity import SimilarityProbe, feature_cka, linear_cka
 from skd_core.taps import DEFAULT_TAPS
 from skd_core.train.config import TrainConfig
 from skd_core.train.loop import fit
+from skd_core.train.runs import probe_batch
 
 CFG = TrainConfig(steps=6, batch=2, crop=32, lr=1e-3, checkpoint_every=2)
 
@@ -129,9 +129,9 @@ def test_probe_history_resumes_exactly(tmp_path: Path) -> None:
 def test_grid_students_outside_the_restormer_family_are_not_probed() -> None:
     from torch import nn
 
-    from bench.jobs import shared_taps
     from skd_core.models import build_model
     from skd_core.taps import DEFAULT_TAPS
+    from skd_core.train.runs import shared_taps
 
     teacher = build_model("teacher-smoke")
     assert shared_taps(build_model("student-smoke"), teacher) == DEFAULT_TAPS

@@ -13,6 +13,7 @@ from torch.utils.data import Dataset
 
 from bench.jobs import StudentJob, ensure_teacher, run_student
 from bench.profiles import get_profile
+from bench.store import RunStore
 from skd_core.data import train_crops
 from skd_core.methods import build_distiller
 from skd_core.models import CheckpointError, build_model
@@ -100,8 +101,9 @@ def test_cosine_schedule_with_warmup():
 
 def test_same_seed_same_metrics_and_cell_reuse(tmp_path: Path):
     job = StudentJob.create("smoke", "denoise25", "skd", seed=1)
-    a = run_student(job, tmp_path / "one", progress=False)
-    b = run_student(StudentJob.create("smoke", "denoise25", "skd", seed=1), tmp_path / "two", progress=False)
+    a = run_student(job, RunStore(tmp_path / "one"), progress=False)
+    b = run_student(StudentJob.create("smoke", "denoise25", "skd", seed=1), RunStore(tmp_path / "two"),
+                    progress=False)
     assert a["id"] == b["id"]
     assert a["metrics"]["per_image"] == b["metrics"]["per_image"]
     assert a["status"] == "done" and a["teacher"]["id"]
@@ -116,9 +118,9 @@ def test_official_checkpoint_is_the_paper_teacher(tmp_path: Path):
     path = tmp_path / "net_g_official.pth"
     torch.save({"params": official.state_dict()}, path)
     profile = get_profile("paper").override({"teacher_checkpoint": str(path), "train_data": "embedded",
-                                             "test_data": "embedded"})
-    teacher, record = ensure_teacher(profile, "denoise25", 0, tmp_path / "runs")
-    assert record["source"] == "checkpoint"
+                                             "test_data": "embedded", "eval_max_side": 32})
+    teacher, record = ensure_teacher(profile, "denoise25", 0, RunStore(tmp_path / "runs"))
+    assert record["source"] == "checkpoint" and record["metrics"]["psnr"] > 0  # scored once, for reports
     assert not teacher.training
     for (name, a), b in zip(official.state_dict().items(), teacher.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
@@ -129,20 +131,20 @@ def test_wrong_teacher_checkpoint_names_keys(tmp_path: Path):
     torch.save({"params": build_model("student-smoke").state_dict()}, path)
     profile = get_profile("smoke").override({"teacher_checkpoint": str(path)})
     with pytest.raises(CheckpointError, match="student.pth.*missing keys"):
-        ensure_teacher(profile, "denoise25", 0, tmp_path / "runs")
+        ensure_teacher(profile, "denoise25", 0, RunStore(tmp_path / "runs"))
 
 
 def test_failed_cell_is_recorded(tmp_path: Path):
     job = StudentJob.create("smoke", "denoise25", "fitnet", options={"taps": ["encoder_level9"]}, seed=0)
     with pytest.raises(KeyError, match="encoder_level"):
-        run_student(job, tmp_path, progress=False)
+        run_student(job, RunStore(tmp_path), progress=False)
     record = (tmp_path / "cells" / job.id() / "record.json").read_text()
     assert '"status": "failed"' in record and "encoder_level9" in record
 
 
 def test_student_weights_saved_and_loadable(tmp_path: Path):
     job = StudentJob.create("smoke", "denoise25", "scratch", seed=0)
-    run_student(job, tmp_path, progress=False)
+    run_student(job, RunStore(tmp_path), progress=False)
     weights = load_file(str(tmp_path / "cells" / job.id() / "model.safetensors"))
     assert set(weights) == set(build_model("student-smoke").state_dict())
 

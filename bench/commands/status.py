@@ -8,6 +8,7 @@ from collections import Counter
 from bench.commands.run import add_grid_args, load_grids
 from bench.output import emit
 from bench.runner import grid_status
+from bench.store import STATUSES
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,6 +24,6 @@ def run(args: argparse.Namespace) -> int:
         counts = Counter(r["status"] for r in rows)
         if not args.json:
             print(f"{grid.study}: " + ", ".join(f"{counts.get(s, 0)} {s}"
-                                                for s in ("done", "running", "failed", "pending")))
+                                                for s in STATUSES))
         emit(rows, args.json)
     return 0

@@ -8,7 +8,9 @@ from pathlib import Path
 from bench.jobs import StudentJob, ensure_teacher, run_student
 from bench.output import emit
 from bench.overrides import parse_overrides
+from bench.plugins import load_plugins, resolve
 from bench.profiles import get_profile
+from bench.store import RunStore
 from skd_core.complexity.env import resolve_device
 
 DEFAULT_RUNS = Path("runs")
@@ -27,6 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="distillation option, e.g. mca_dims=channel (repeatable)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="profile override, e.g. student_train.steps=100 or teacher_checkpoint=net_g.pth")
+    p.add_argument("--plugin", action="append", default=[], metavar="FILE.py|MODULE",
+                   help="import this file or module first (it may register models and methods; repeatable)")
     p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
     p.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS, help="where runs are stored (default runs/)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
@@ -35,14 +39,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    plugins = tuple(resolve(p) for p in args.plugin)
+    load_plugins(plugins)
     profile = get_profile(args.profile).override(parse_overrides(args.set), where="--set")
     device = resolve_device(args.device)
+    store = RunStore(args.runs_dir)
     if args.role == "teacher":
-        _, record = ensure_teacher(profile, args.task, args.teacher_seed, args.runs_dir, device, resume=args.resume)
+        _, record = ensure_teacher(profile, args.task, args.teacher_seed, store, device, resume=args.resume)
     else:
         job = StudentJob.create(profile, args.task, args.method, parse_overrides(args.option), args.student,
-                                args.seed, args.teacher_seed)
-        record = run_student(job, args.runs_dir, device, resume=args.resume)
+                                args.seed, args.teacher_seed, plugins=plugins)
+        record = run_student(job, store, device, resume=args.resume)
     if args.json:
         emit(record, True)
         return 0

@@ -16,7 +16,7 @@ from .conventions import read_conventions
 from .html import write_study_html
 from .measures import arch_records
 from .pages import PAGE, run_info, study_page
-from .records import CellResult, cell_frame, history_frame, load_cells, similarity_frame, teacher_frame
+from .records import GridRun, cell_frame, history_frame, load_cells, load_run, similarity_frame, teacher_frame
 from .stats import summarise
 
 TABLE = "summary"
@@ -24,18 +24,20 @@ TABLE = "summary"
 PER_IMAGE_PREFIXES = ("qualitative", "error")
 
 
-def build_report(grid: Grid, runs_dir: Path, out: Path) -> Path:
-    """Write the report of ``grid`` (records under ``runs_dir``) to ``out/<study>/``; returns its page.
-    Raises :class:`SkdError` when no cell of the grid has finished."""
-    results = load_cells(grid, runs_dir)
+def build_report(spec: Grid, runs_dir: Path, out: Path) -> Path:
+    """Write the report of the run of grid ``spec`` recorded under ``runs_dir`` to ``out/<study>/``;
+    returns its page. A pure function of the run store's manifest, records and artefacts: nothing
+    is trained, restored or recomputed. Raises :class:`SkdError` when no cell of the grid has
+    finished."""
+    grid = load_run(spec, runs_dir)
+    results = load_cells(grid)
     cells = cell_frame(results)
     if not (cells["status"] == "done").any():
         raise SkdError(f"grid {grid.study!r} ({grid.path}) has no finished cell under {runs_dir}; "
                        f"run it first: skd-bench run {grid.path} --profile {grid.profile} --runs-dir {runs_dir}")
     root = out / grid.study
-    teachers = teacher_frame(results, runs_dir)
-    size = results[0].cell.job.profile.throughput_size
-    arch = arch_records(runs_dir, [(m, size) for m in dict.fromkeys([*cells["student"], *cells["teacher_model"]])])
+    teachers = teacher_frame(results, grid.store)
+    arch = arch_records(grid.store, grid.arch)
     summary = summarise(cells)
     summary["macs_G"] = [_macs_g(arch, m) for m in summary["model"]]
     teachers["macs_G"] = [_macs_g(arch, m) for m in teachers["model"]]
@@ -49,7 +51,7 @@ def build_report(grid: Grid, runs_dir: Path, out: Path) -> Path:
                    atomic_write_text(root / "tables" / f"{TABLE}.csv", tables.csv_table(table))]
     atomic_write_text(root / "records.csv", cells.to_csv(index=False))
     drawn, not_drawn = _figures(root / "figures", cells, summary, table, history_frame(results),
-                                _speed(cells, arch), _model_plans(grid, results, runs_dir))
+                                _speed(cells, arch), _model_plans(grid, results))
     info = run_info(grid, [cells, teachers], runs_dir)
     page = study_page(grid, cells, table_md, table_paths, drawn, not_drawn, info, root)
     readme = atomic_write_text(root / PAGE, page)
@@ -107,11 +109,11 @@ def _figures(folder: Path, cells: pd.DataFrame, summary: pd.DataFrame, table: pd
     return drawn, not_drawn
 
 
-def _model_plans(grid: Grid, results: list[CellResult], runs_dir: Path) -> list[qualitative.Plan]:
-    """Figures from the saved models (qualitative, error and attention maps) and from the
-    teacher-student similarity the cells logged while training."""
+def _model_plans(grid: GridRun, results: list) -> list[qualitative.Plan]:
+    """Figures from what the cells kept when they were scored (qualitative, error and attention
+    maps) and from the teacher-student similarity they logged while training."""
     similarity = similarity_frame(results)
-    return [*qualitative.image_plans(grid, results, runs_dir), qualitative.attention_plan(grid, results, runs_dir),
+    return [*qualitative.image_plans(grid, results), qualitative.attention_plan(grid, results),
             ("Teacher-student feature similarity per tap over training (linear CKA)", "similarity",
              lambda: figures.similarity_figure(similarity),
              "" if len(similarity) else "no similarity in the training histories (no teacher was available, "

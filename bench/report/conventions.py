@@ -9,7 +9,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..grid import REFERENCE_LABEL, Grid
+from ..grid import REFERENCE_LABEL
+from .records import GridRun
 from .stats import LEVEL
 
 
@@ -54,7 +55,7 @@ class Conventions:
         ]
 
 
-def read_conventions(grid: Grid, cells: pd.DataFrame, arch: Mapping[str, Mapping[str, Any]]) -> Conventions:
+def read_conventions(grid: GridRun, cells: pd.DataFrame, arch: Mapping[str, Mapping[str, Any]]) -> Conventions:
     """The conventions of ``grid``'s finished cells (``cells``: :func:`.records.cell_frame`) and
     architecture records ``arch``; differing values across records are all listed."""
     done = cells[cells["status"] == "done"]

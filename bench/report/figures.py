@@ -15,7 +15,6 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from skd_core.atomic import atomic_write
-from skd_core.taps import DEFAULT_TAPS
 
 from ..grid import REFERENCE_LABEL
 from .records import CURVE_METRICS
@@ -139,8 +138,7 @@ def similarity_figure(similarity: pd.DataFrame) -> Figure:
     """Per task (a row) and tap (a column): linear CKA between student and teacher features vs
     training step per variant, mean over seeds with a ± 1 standard deviation band."""
     tasks = list(similarity["task"].unique())
-    known = {tap: i for i, tap in enumerate(DEFAULT_TAPS)}  # forward order; other taps after, by name
-    taps = sorted(similarity["tap"].unique(), key=lambda tap: (known.get(tap, len(known)), tap))
+    taps = list(similarity["tap"].unique())  # in the order the probe logs them: the forward order
     with sns.axes_style(STYLE):
         fig = Figure(figsize=(2.8 * len(taps) + 2, 2.8 * len(tasks) + 0.4), layout="constrained")
         axes = fig.subplots(len(tasks), len(taps), squeeze=False, sharey=True)

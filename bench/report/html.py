@@ -21,9 +21,9 @@ import yaml
 
 from skd_core.atomic import atomic_write_text
 
-from ..grid import Cell, Grid
 from .conventions import Conventions
 from .pages import HTML_PAGE, PAGE
+from .records import GridRun, ManifestCell
 from .tables import HEADERS, render_rows
 
 #: figure file-stem prefixes shown under the qualitative heading (what the distillation does)
@@ -76,7 +76,7 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
 """
 
 
-def write_study_html(grid: Grid, cells: pd.DataFrame, table: pd.DataFrame, table_paths: Sequence[Path],
+def write_study_html(grid: GridRun, cells: pd.DataFrame, table: pd.DataFrame, table_paths: Sequence[Path],
                      figures: Mapping[str, list[Path]], not_drawn: Mapping[str, str], conventions: Conventions,
                      info: Sequence[tuple[str, str]], root: Path) -> Path:
     """Write ``root/index.html`` atomically; returns its path. ``table``: :func:`.tables.table_frame`,
@@ -180,14 +180,14 @@ def _unfinished(cells: pd.DataFrame) -> str:
               "cells and <code>--force</code> reruns failed ones.</p>")
 
 
-def _config(grid: Grid) -> str:
+def _config(grid: GridRun) -> str:
     """The grid spec as loaded, then the resolved config of each (variant, task): the ``config`` its
     records store; the seeds of one variant differ only in ``seed``."""
-    variants: dict[tuple[str, str], list[Cell]] = {}
+    variants: dict[tuple[str, str], list[ManifestCell]] = {}
     for cell in grid.cells:
         variants.setdefault((cell.label, cell.task), []).append(cell)
     details = [f"<details><summary>{_e(label)} · {_e(task)} · seeds {_e(', '.join(str(c.seed) for c in group))}"
-               f"</summary><pre>{_e(yaml.safe_dump(group[0].job.config(), sort_keys=False, allow_unicode=True))}"
+               f"</summary><pre>{_e(yaml.safe_dump(group[0].config, sort_keys=False, allow_unicode=True))}"
                "</pre></details>" for (label, task), group in variants.items()]
     return (f"<p>Grid spec from <code>{_e(grid.path)}</code>, run with profile <code>{_e(grid.profile)}</code>:</p>"
             f"<pre>{_e(yaml.safe_dump(grid.spec, sort_keys=False, allow_unicode=True))}</pre>"

@@ -12,7 +12,7 @@ from tabulate import tabulate
 
 from skd_core.atomic import atomic_write_text
 
-from ..grid import Grid
+from .records import GridRun
 
 PAGE = "README.md"
 HTML_PAGE = "index.html"  # the same study as one static page, written by :mod:`.html`
@@ -20,7 +20,7 @@ HTML_PAGE = "index.html"  # the same study as one static page, written by :mod:`
 RUN_INFO = {
     "machine": ("provenance.machine.node", "provenance.machine.processor", "provenance.machine.cpu_count",
                 "provenance.machine.system", "provenance.machine.machine", "provenance.machine.cuda_device"),
-    "code version (hash of the sources that compute results)": ("provenance.code_version",),
+    "code identity (hash of the sources a result's computation imports)": ("code",),
     "git commit": ("provenance.git.commit",),
     "git branch": ("provenance.git.branch",),
     "git dirty": ("provenance.git.dirty",),
@@ -28,7 +28,7 @@ RUN_INFO = {
 VERSION_PREFIX = "provenance.versions."
 
 
-def run_info(grid: Grid, frames: Sequence[pd.DataFrame], runs_dir: Path) -> list[tuple[str, str]]:
+def run_info(grid: GridRun, frames: Sequence[pd.DataFrame], runs_dir: Path) -> list[tuple[str, str]]:
     """``(field, value)`` lines from the provenance stored in the records of ``frames`` (cells and
     teachers); a field whose records disagree lists every distinct value, separated by ``|``."""
     filled = [f for f in frames if len(f)]
@@ -56,7 +56,7 @@ def _utc(seconds: float) -> str:
     return dt.datetime.fromtimestamp(float(seconds), dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
-def study_page(grid: Grid, cells: pd.DataFrame, table_md: str, tables: Sequence[Path],
+def study_page(grid: GridRun, cells: pd.DataFrame, table_md: str, tables: Sequence[Path],
                figures: Mapping[str, list[Path]], not_drawn: Mapping[str, str], info: Sequence[tuple[str, str]],
                root: Path) -> str:
     """The study's README: summary counts, the table, links to every table and figure (paths

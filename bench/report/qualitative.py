@@ -1,47 +1,37 @@
-"""Figures of what the restoration and the distillation do, from the saved weights of a grid's cells:
+"""Figures of what the restoration and the distillation do, from what each cell kept when it was
+scored (never by running a model):
 
 - **qualitative** (per task and test image): degraded input, teacher, scratch student, each
   distilled variant and the ground truth, each titled with its PSNR (dB) / SSIM, with one zoomed
   region drawn in every panel;
-- **error** (same images): ``|output - ground truth|`` per method on the 0-255 scale after the
-  scoring's uint8 quantisation (mean over R, G, B; on BT.601 Y for Y-scored tasks), one colour scale;
-- **attention** (one SKD cell with channel MCA): the channel cross-net map and rows of the spatial
-  map at up to three taps, from :func:`skd_core.mca.attention_weights` with the cell's settings.
+- **error** (same images): ``|output - ground truth|`` per method on the 0-255 scale (mean over
+  R, G, B; on BT.601 Y for Y-scored tasks), one colour scale;
+- **attention** (the first cell whose method saved ``attention/<tap>/...`` diagnostics): the
+  channel cross-net map and rows of the spatial map at each tap it kept.
 
-Each variant (label) is shown by one model: its lowest seed that finished. Images are the task's
-test pairs centre-cropped to the profile's ``eval_max_side`` as the cells were scored, and scores
-use the task's colour space and crop border (:func:`skd_core.metrics.psnr_ssim`), so a panel's
-PSNR equals the cell's per-image score. Everything runs on the CPU.
+Each variant (label) is shown by one model: its lowest seed that finished. The restored images are
+the uint8 PNGs the cells kept (the values their scores were computed from), the inputs and ground
+truths the evaluated test pairs the run store kept, so a panel's PSNR, computed in the task's
+colour space and crop border as recorded, equals the cell's per-image score.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import seaborn as sns
-import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
-from safetensors.torch import load_file
-from torch import nn
 
-from skd_core.data import ImagePair, TaskInfo, get_task, load_pairs
 from skd_core.errors import ConfigError, unknown
-from skd_core.methods import DistillOptions, build_distiller
 from skd_core.metrics import psnr_ssim, quantize, rgb_to_y
-from skd_core.models import build_model, load_checkpoint
-from skd_core.taps import FeatureTaps
-from skd_core.train.checkpoint import WEIGHTS as CHECKPOINT_WEIGHTS
-from skd_core.train.evaluate import centre_crop, restore
 
-from ..grid import REFERENCE_LABEL, Grid, QualitativeOptions
-from ..jobs import WEIGHTS, StudentJob
-from .records import CellResult
+from ..grid import REFERENCE_LABEL, QualitativeOptions
+from ..store import RunStore, stem_part
+from .records import CellResult, GridRun, teacher_record
 
 #: (title, file stem, draw, why not drawn -- empty when it can be drawn), as ``build._figures`` takes
 Plan = tuple[str, str, Callable[[], Figure], str]
@@ -49,50 +39,49 @@ Plan = tuple[str, str, Callable[[], Figure], str]
 INPUT_LABEL = "degraded input"
 GT_LABEL = "ground truth"
 ZOOM_COLOR = "#ffd400"
-#: side of the attention figure's input crop (pixels, a multiple of 8) and the most taps it shows
-ATTENTION_SIDE = 64
-ATTENTION_TAPS = 3
-#: the spatial map's query tokens, as (row, column) fractions of the tap's feature map
-QUERY_POINTS = ((0.25, 0.25), (0.25, 0.75), (0.75, 0.25), (0.75, 0.75))
+ATTENTION_PREFIX = "attention/"
 
 
 @dataclass(frozen=True)
 class Method:
-    """One restoring model of a comparison: its panel label, preset name and weights file."""
+    """One restoring model of a comparison: its panel label and its kept outputs (``name -> path``)."""
 
     label: str
-    model: str
-    weights: Path
+    outputs: dict[str, str]
+
+
+@dataclass(frozen=True)
+class TestPair:
+    """An evaluated test pair as kept: uint8 ``H, W, 3`` input and ground truth."""
+
+    name: str
+    lq: np.ndarray
+    gt: np.ndarray
 
 
 @dataclass
 class Comparison:
-    """One task's methods (teacher, scratch, distilled variants) on its chosen test images, cropped
-    as evaluated; each model is loaded and each (method, image) restored once."""
+    """One task's methods (teacher, scratch, distilled variants) on its chosen test images, scored
+    in the recorded colour space and crop border."""
 
-    task: TaskInfo
-    methods: list[Method]
-    pairs: list[ImagePair]
+    task: str
+    color: str
+    crop_border: int
     max_side: int
-    _models: dict[str, nn.Module] = field(default_factory=dict)
+    methods: list[Method]
+    pairs: list[TestPair]
+    store: RunStore
     _outputs: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
 
-    def output(self, method: Method, pair: ImagePair) -> np.ndarray:
-        """``method``'s restoration of ``pair.lq``: HWC float32 (not clipped)."""
+    def output(self, method: Method, pair: TestPair) -> np.ndarray:
+        """``method``'s kept restoration of ``pair``: uint8 ``H, W, 3``."""
         key = (method.label, pair.name)
         if key not in self._outputs:
-            if method.label not in self._models:
-                self._models[method.label] = load_checkpoint(build_model(method.model), method.weights).eval()
-            self._outputs[key] = restore(self._models[method.label], pair.lq)
+            self._outputs[key] = self.store.image(method.outputs[pair.name])
         return self._outputs[key]
 
-    def scores(self, image: np.ndarray, pair: ImagePair) -> dict[str, float]:
-        return psnr_ssim(image, pair.gt, color=self.task.color_space, crop_border=self.task.crop_border)
-
-
-def stem_part(name: str) -> str:
-    """``name`` with every character outside ``[A-Za-z0-9_-]`` replaced by ``-`` (for file stems)."""
-    return re.sub(r"[^A-Za-z0-9_-]", "-", name)
+    def scores(self, image: np.ndarray, pair: TestPair) -> dict[str, float]:
+        return psnr_ssim(image, pair.gt, color=self.color, crop_border=self.crop_border)
 
 
 def default_region_size(height: int, width: int) -> int:
@@ -128,59 +117,54 @@ def error_map(image: np.ndarray, gt: np.ndarray, color: str) -> np.ndarray:
     return np.abs(a - b).mean(axis=2)
 
 
-def _lowest_seeds(grid: Grid, results: Sequence[CellResult], runs_dir: Path, task: str) -> dict[str, CellResult]:
-    """Label -> the lowest-seed finished cell of ``task`` that has a weights file, in grid label order."""
+def _lowest_seeds(grid: GridRun, results: Sequence[CellResult], task: str) -> dict[str, CellResult]:
+    """Label -> the lowest-seed finished cell of ``task`` that kept outputs, in grid label order."""
     chosen: dict[str, CellResult] = {}
     for r in sorted(results, key=lambda r: r.cell.seed):
-        if (r.cell.task == task and r.status == "done" and r.cell.label not in chosen
-                and (runs_dir / "cells" / r.cell.id / WEIGHTS).is_file()):
+        if r.cell.task == task and r.status == "done" and r.cell.label not in chosen and r.record.get("outputs"):
             chosen[r.cell.label] = r
     order = grid.labels()
     return dict(sorted(chosen.items(), key=lambda kv: order.index(kv[0])))
 
 
-def _teacher(job: StudentJob, results: Sequence[CellResult], runs_dir: Path) -> Method | None:
-    """The teacher the task's finished cells used, from its weights file or the profile's checkpoint."""
-    profile = job.profile
-    label = f"teacher ({profile.teacher})"
-    if profile.teacher_checkpoint:
-        return Method(label, profile.teacher, Path(profile.teacher_checkpoint))
-    for r in results:
-        used = (r.record or {}).get("teacher") if r.status == "done" and r.cell.task == job.task else None
-        if used and (runs_dir / "teachers" / used["id"] / WEIGHTS).is_file():
-            return Method(label, profile.teacher, runs_dir / "teachers" / used["id"] / WEIGHTS)
+def _teacher(grid: GridRun, cells: Sequence[CellResult]) -> Method | None:
+    """The teacher the task's finished cells used, with the outputs its record kept."""
+    for r in cells:
+        used = r.record.get("teacher")
+        record = teacher_record(grid.store, used["id"]) if used else None
+        if record and record.get("outputs"):
+            return Method(f"teacher ({record.get('model', r.cell.teacher_model)})", record["outputs"])
     return None
 
 
-def comparison(grid: Grid, results: Sequence[CellResult], runs_dir: Path, task: str) -> Comparison | str:
+def comparison(grid: GridRun, results: Sequence[CellResult], task: str) -> Comparison | str:
     """The task's :class:`Comparison` per ``grid.qualitative``, or why there is none. Unknown image
-    names raise ``UnknownNameError``."""
-    cells = _lowest_seeds(grid, results, runs_dir, task)
+    names raise ``UnknownNameError`` listing the kept ones."""
+    cells = _lowest_seeds(grid, results, task)
     if not cells:
-        return f"no finished {task} cell with a weights file ({WEIGHTS}) under {runs_dir / 'cells'}"
-    first = next(iter(cells.values())).cell.job
-    teacher = _teacher(first, results, runs_dir)
+        return f"no finished {task} cell kept its restored test images"
+    teacher = _teacher(grid, list(cells.values()))
     ordered = sorted(cells.items(), key=lambda kv: kv[0] != REFERENCE_LABEL)  # scratch first, stable
-    methods = ([teacher] if teacher else []) + [
-        Method(label, r.cell.job.student, runs_dir / "cells" / r.cell.id / WEIGHTS) for label, r in ordered]
-    profile = first.profile
-    pairs = list(load_pairs(profile.test_data, task, profile.layout, "test"))
+    methods = ([teacher] if teacher else []) + [Method(label, r.record["outputs"]) for label, r in ordered]
+    first = next(iter(cells.values())).record
+    testset = grid.store.testset(first["testset"])
+    names = [n for n in first["outputs"] if n in testset and all(n in m.outputs for m in methods)]
     options: QualitativeOptions = grid.qualitative
     if options.images:
-        names = [p.name for p in pairs]
         for name in options.images:
             if name not in names:
-                raise unknown("test image", name, names, where=f"report.qualitative.images ({task})")
-        pairs = [p for p in pairs if p.name in options.images]
+                raise unknown("test image", name, names, where=f"report.qualitative.images ({task}; the images "
+                                                               "the cells kept)")
+        names = [n for n in names if n in options.images]
     else:
-        pairs = pairs[:options.max_images]
-    side = profile.eval_max_side
-    if side:
-        pairs = [ImagePair(p.name, centre_crop(p.lq, side), centre_crop(p.gt, side)) for p in pairs]
-    return Comparison(get_task(task), methods, pairs, side)
+        names = names[:options.max_images]
+    pairs = [TestPair(n, grid.store.image(testset[n]["lq"]), grid.store.image(testset[n]["gt"])) for n in names]
+    metrics = first["metrics"]
+    return Comparison(task, metrics["color"], int(metrics["crop_border"]), int(metrics.get("max_side") or 0),
+                      methods, pairs, grid.store)
 
 
-def region_of(comp: Comparison, pair: ImagePair, options: QualitativeOptions) -> tuple[int, int, int]:
+def region_of(comp: Comparison, pair: TestPair, options: QualitativeOptions) -> tuple[int, int, int]:
     """``(top, left, size)`` of the zoomed region: the configured one (checked to fit) or
     :func:`pick_region` over the methods' outputs with :func:`default_region_size`."""
     h, w = pair.gt.shape[:2]
@@ -194,14 +178,14 @@ def region_of(comp: Comparison, pair: ImagePair, options: QualitativeOptions) ->
     return (*pick_region([comp.output(m, pair) for m in comp.methods], size), size)
 
 
-def _panels(comp: Comparison, pair: ImagePair) -> list[tuple[str, np.ndarray]]:
+def _panels(comp: Comparison, pair: TestPair) -> list[tuple[str, np.ndarray]]:
     return [(INPUT_LABEL, pair.lq), *((m.label, comp.output(m, pair)) for m in comp.methods)]
 
 
 def _scoring(comp: Comparison) -> str:
     crop = f"{comp.max_side}x{comp.max_side} centre crop" if comp.max_side else "whole image"
-    return (f"PSNR (dB) / SSIM on {'Y (BT.601)' if comp.task.color_space == 'y' else 'RGB'}, "
-            f"crop border {comp.task.crop_border} px, {crop} as evaluated")
+    return (f"PSNR (dB) / SSIM on {'Y (BT.601)' if comp.color == 'y' else 'RGB'}, "
+            f"crop border {comp.crop_border} px, {crop} as evaluated")
 
 
 def _grid_axes(fig: Figure, count: int, columns: int = 4) -> list[Axes]:
@@ -213,7 +197,7 @@ def _grid_axes(fig: Figure, count: int, columns: int = 4) -> list[Axes]:
     return list(axes[:count])
 
 
-def qualitative_figure(comp: Comparison, pair: ImagePair, region: tuple[int, int, int]) -> Figure:
+def qualitative_figure(comp: Comparison, pair: TestPair, region: tuple[int, int, int]) -> Figure:
     """Input, every method and the ground truth side by side, each titled with PSNR / SSIM, the
     ``region`` outlined and enlarged in an inset (in the corner farthest from the region)."""
     top, left, size = region
@@ -224,7 +208,7 @@ def qualitative_figure(comp: Comparison, pair: ImagePair, region: tuple[int, int
     cols = min(len(panels), 4)
     fig = Figure(figsize=(3.2 * cols, 3.5 * -(-len(panels) // cols) + 0.4), layout="constrained")
     for ax, (label, image) in zip(_grid_axes(fig, len(panels)), panels, strict=True):
-        shown = np.clip(image, 0.0, 1.0)
+        shown = np.clip(np.asarray(image, dtype=np.float64) / 255.0 if image.dtype == np.uint8 else image, 0.0, 1.0)
         ax.imshow(shown, interpolation="nearest")
         ax.add_patch(Rectangle((left - 0.5, top - 0.5), size, size, fill=False, edgecolor=ZOOM_COLOR, lw=1.5))
         inset = ax.inset_axes((inset_x, inset_y, 0.42, 0.42))
@@ -237,7 +221,7 @@ def qualitative_figure(comp: Comparison, pair: ImagePair, region: tuple[int, int
         title = label if label == GT_LABEL else f"{label}\n{_score_text(comp.scores(image, pair))}"
         ax.set_title(title, fontsize=9)
         ax.set_axis_off()
-    fig.suptitle(f"{comp.task.name} / {pair.name}: {_scoring(comp)}; zoom rows {top}-{top + size - 1}, "
+    fig.suptitle(f"{comp.task} / {pair.name}: {_scoring(comp)}; zoom rows {top}-{top + size - 1}, "
                  f"columns {left}-{left + size - 1}", fontsize=9)
     return fig
 
@@ -246,10 +230,10 @@ def _score_text(scores: dict[str, float]) -> str:
     return f"{scores['psnr']:.2f} dB / {scores['ssim']:.4f}"
 
 
-def error_figure(comp: Comparison, pair: ImagePair) -> Figure:
+def error_figure(comp: Comparison, pair: TestPair) -> Figure:
     """:func:`error_map` of the input and of every method, one colour scale (0 to the 99.5th
     percentile of the methods' errors) and one colourbar."""
-    color = comp.task.color_space
+    color = comp.color
     maps = [(label, error_map(image, pair.gt, color)) for label, image in _panels(comp, pair)]
     vmax = max(float(np.percentile(np.stack([m for _, m in maps[1:]]), 99.5)), 1.0)
     cols = min(len(maps), 4)
@@ -262,18 +246,18 @@ def error_figure(comp: Comparison, pair: ImagePair) -> Figure:
     over = max(float(m.max()) for _, m in maps) > vmax
     fig.colorbar(im, ax=axes, shrink=0.8, extend="max" if over else "neither",
                  label=f"|error| on {'Y' if color == 'y' else 'RGB (mean of channels)'}, 0-255 scale")
-    fig.suptitle(f"{comp.task.name} / {pair.name}: absolute error to the ground truth "
+    fig.suptitle(f"{comp.task} / {pair.name}: absolute error to the ground truth "
                  f"({'whole image' if not comp.max_side else f'{comp.max_side}x{comp.max_side} centre crop'})",
                  fontsize=9)
     return fig
 
 
-def image_plans(grid: Grid, results: Sequence[CellResult], runs_dir: Path) -> list[Plan]:
+def image_plans(grid: GridRun, results: Sequence[CellResult]) -> list[Plan]:
     """The qualitative and error figure plans of every task of ``grid`` (one not-drawn plan per
     figure kind for a task without a finished model)."""
     plans: list[Plan] = []
     for task in grid.tasks:
-        comp = comparison(grid, results, runs_dir, task)
+        comp = comparison(grid, results, task)
         if isinstance(comp, str):
             plans += [(f"Qualitative comparison: {task}", f"qualitative_{stem_part(task)}", Figure, comp),
                       (f"Error maps: {task}", f"error_{stem_part(task)}", Figure, comp)]
@@ -289,26 +273,18 @@ def image_plans(grid: Grid, results: Sequence[CellResult], runs_dir: Path) -> li
     return plans
 
 
-# --- cross-net attention of one SKD cell ---------------------------------------------------------
+# --- cross-net attention ------------------------------------------------------------------------
 
 
-def attention_cell(grid: Grid, results: Sequence[CellResult], runs_dir: Path) -> CellResult | str:
-    """The SKD cell whose attention is drawn: finished, MCA dims ``channel`` or ``both``, its training
-    checkpoint kept; the grid's first task, then the lowest seed, then grid label order. Else why none."""
+def attention_cell(grid: GridRun, results: Sequence[CellResult]) -> CellResult | str:
+    """The cell whose attention is drawn: finished, with ``attention/...`` diagnostics kept; the
+    grid's first task, then the lowest seed, then grid label order. Else why none."""
     labels = grid.labels()
-    candidates = [r for r in results if r.status == "done" and r.cell.job.method == "skd"
-                  and r.cell.job.options["mca_dims"] in ("channel", "both")]
-    if not candidates:
-        return "no finished SKD cell with MCA dims 'channel' or 'both' in the grid"
-    kept = [r for r in candidates if (runs_dir / "cells" / r.cell.id / "checkpoint" / CHECKPOINT_WEIGHTS).is_file()]
+    kept = [r for r in results if r.status == "done" and r.record.get("diagnostics")
+            and any(k.startswith(ATTENTION_PREFIX) for k in r.record.get("diagnostics_keys", []))]
     if not kept:
-        return f"no SKD cell kept its training checkpoint (checkpoint/{CHECKPOINT_WEIGHTS}: student and adapters)"
+        return "no finished cell kept cross-net attention diagnostics (methods with MCA keep them when scored)"
     return min(kept, key=lambda r: (grid.tasks.index(r.cell.task), r.cell.seed, labels.index(r.cell.label)))
-
-
-def _evenly(paths: Sequence[str], count: int) -> list[str]:
-    index = np.unique(np.round(np.linspace(0, len(paths) - 1, min(count, len(paths)))).astype(int))
-    return [paths[i] for i in index]
 
 
 @dataclass
@@ -320,7 +296,6 @@ class AttentionMaps:
     label: str
     task: str
     seed: int
-    dims: str
     image_name: str
     image: np.ndarray
     channel: dict[str, np.ndarray]
@@ -328,45 +303,25 @@ class AttentionMaps:
     spatial: dict[str, np.ndarray]
 
 
-def attention_maps(result: CellResult, runs_dir: Path, teacher: Method, pair: ImagePair) -> AttentionMaps:
-    """Rebuild the cell's distiller (student, adapters from ``checkpoint/``; the frozen teacher)
-    and compute its MCA weights on a centre crop of ``pair.lq`` (:data:`ATTENTION_SIDE`) at up to
-    :data:`ATTENTION_TAPS` of its taps (evenly spread, first and last included)."""
-    job = result.cell.job
-    options = DistillOptions.from_dict({**job.options, "contrastive": False})  # L_CL holds no weights
-    crop = job.profile.student_train.crop
-    distiller = build_distiller("skd", build_model(job.student),
-                                load_checkpoint(build_model(teacher.model), teacher.weights),
-                                options, torch.zeros(1, 3, crop, crop))
-    state = load_file(str(runs_dir / "cells" / result.cell.id / "checkpoint" / CHECKPOINT_WEIGHTS))
-    distiller.load_state_dict(state, strict=True)
-    distiller.eval()
-    method = distiller.method
-    taps = _evenly(method.teacher_taps, ATTENTION_TAPS)
-    image = centre_crop(pair.lq, ATTENTION_SIDE)
-    x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).unsqueeze(0).float()
-    with torch.no_grad(), FeatureTaps(distiller.student, taps, "student") as s_taps, \
-            FeatureTaps(distiller.teacher, taps, "teacher") as t_taps:
-        s_feats, t_feats = s_taps.run(x, stop_early=True)[1], t_taps.run(x, stop_early=True)[1]
-        channel, queries, spatial = {}, {}, {}
-        for path in taps:
-            s, t = method.adapters(path, s_feats[path]), t_feats[path]
-            h, w = t.shape[2:]
-            points = [(min(int(fy * h), h - 1), min(int(fx * w), w - 1)) for fy, fx in QUERY_POINTS]
-            weights = method.feature_loss.mca.weights(s, t, [row * w + col for row, col in points])
-            channel[path] = weights["channel"][0].numpy()
-            spatial[path] = weights["spatial"][0].numpy()
-            queries[path] = points
-    distiller.close()
-    return AttentionMaps(result.cell.label, result.cell.task, result.cell.seed, job.options["mca_dims"],
-                         pair.name, image, channel, queries, spatial)
+def attention_maps(result: CellResult, store: RunStore) -> AttentionMaps:
+    """The attention diagnostics the cell kept (``attention/<tap>/{channel,spatial,queries}`` and the
+    ``input`` crop they were computed on), taps in the order the method gave them."""
+    arrays = store.diagnostics(result.record["diagnostics"])
+    taps = list(dict.fromkeys(k[len(ATTENTION_PREFIX):].rpartition("/")[0] for k in result.record["diagnostics_keys"]
+                              if k.startswith(ATTENTION_PREFIX)))
+    channel = {t: arrays[f"{ATTENTION_PREFIX}{t}/channel"] for t in taps}
+    spatial = {t: arrays[f"{ATTENTION_PREFIX}{t}/spatial"] for t in taps}
+    queries = {t: [tuple(int(v) for v in q) for q in arrays[f"{ATTENTION_PREFIX}{t}/queries"]] for t in taps}
+    image = np.asarray(arrays["input"]).transpose(1, 2, 0)
+    name = (result.record.get("diagnostics_input") or {}).get("image", "the first test image")
+    return AttentionMaps(result.cell.label, result.cell.task, result.cell.seed, name, image, channel, queries, spatial)
 
 
 def attention_figure(maps: AttentionMaps) -> Figure:
     """Per tap (a row): the channel map as a heat map, the input crop with the query tokens marked,
     and one spatial map (softmax over student tokens) per query, its query marked."""
     taps = list(maps.channel)
-    n_q = len(QUERY_POINTS)
+    n_q = max(len(q) for q in maps.queries.values())
     fig = Figure(figsize=(2.6 * (n_q + 2) + 0.6, 2.7 * len(taps) + 0.5), layout="constrained")
     axes = fig.subplots(len(taps), n_q + 2, squeeze=False)
     side = maps.image.shape[0]
@@ -385,28 +340,20 @@ def attention_figure(maps: AttentionMaps) -> Figure:
                             fontsize=9, weight="bold")
         row[1].set_title(f"queries at {h}x{w} tokens", fontsize=9)
         row[1].set_axis_off()
-        for k, (ax, (y, x)) in enumerate(zip(row[2:], maps.queries[path], strict=True)):
+        for k, (ax, (y, x)) in enumerate(zip(row[2:], maps.queries[path], strict=False)):
             ax.imshow(maps.spatial[path][k], cmap="viridis", interpolation="nearest")
             ax.plot(x, y, marker="x", ms=8, color="white", mew=2)
             ax.set_title(f"spatial row, query {k + 1} ({y}, {x})", fontsize=9)
             ax.set_axis_off()
-    fig.suptitle(f"Cross-net attention of {maps.label!r} ({maps.task}, seed {maps.seed}, MCA dims "
-                 f"{maps.dims}) on a {side}x{side} centre crop of {maps.image_name}: teacher queries, "
-                 "student keys; rows sum to 1", fontsize=9)
+    fig.suptitle(f"Cross-net attention of {maps.label!r} ({maps.task}, seed {maps.seed}) on a {side}x{side} "
+                 f"centre crop of {maps.image_name}: teacher queries, student keys; rows sum to 1", fontsize=9)
     return fig
 
 
-def attention_plan(grid: Grid, results: Sequence[CellResult], runs_dir: Path) -> Plan:
+def attention_plan(grid: GridRun, results: Sequence[CellResult]) -> Plan:
     """The attention figure's plan (drawn from :func:`attention_cell`), or why it is not drawn."""
     title, stem = "Cross-net attention maps (channel and spatial MCA)", "attention"
-    chosen = attention_cell(grid, results, runs_dir)
+    chosen = attention_cell(grid, results)
     if isinstance(chosen, str):
         return title, stem, Figure, chosen
-    job = chosen.cell.job
-    teacher = _teacher(job, results, runs_dir)
-    if teacher is None:
-        return title, stem, Figure, f"the teacher's weights of {job.task} are not under {runs_dir / 'teachers'}"
-    pairs = load_pairs(job.profile.test_data, job.task, job.profile.layout, "test")
-    wanted = grid.qualitative.images
-    pair = next((p for p in pairs if p.name in wanted), pairs[0]) if wanted else pairs[0]
-    return title, stem, lambda: attention_figure(attention_maps(chosen, runs_dir, teacher, pair)), ""
+    return title, stem, lambda: attention_figure(attention_maps(chosen, grid.store)), ""

@@ -1,6 +1,10 @@
-"""A grid's records as pandas DataFrames: one row per cell (missing and failed cells included),
-the teachers the cells used, and the training histories (losses, teacher-student similarity) in
-long form."""
+"""A grid run's records as pandas DataFrames: one row per cell (missing, failed and corrupt cells
+included), the teachers the cells used, and the training histories (losses, teacher-student
+similarity) in long form.
+
+Everything comes from the run store: the grid's manifest (written by the runner: cells, ids,
+labels, resolved configs, architecture keys) and the records it points to. Nothing is recomputed.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,10 @@ from typing import Any
 
 import pandas as pd
 
-from ..grid import Cell, Grid
-from ..jobs import read_record
-from ..runner import cell_status
+from skd_core.errors import SkdError
+
+from ..grid import Grid, QualitativeOptions
+from ..store import RunStore
 
 #: record fields left out of the flat rows (multi-line text; the record file keeps it)
 SKIPPED_FIELDS = ("traceback",)
@@ -25,17 +30,73 @@ SIMILARITY_PREFIX = "sim/"
 
 
 @dataclass(frozen=True)
-class CellResult:
-    """A grid cell, its status (``done``, ``failed``, ``running`` or ``pending``) and its record."""
+class ManifestCell:
+    """A cell as the runner recorded it in the grid's manifest."""
 
-    cell: Cell
+    id: str
+    label: str
+    task: str
+    seed: int
+    method: str
+    student: str
+    teacher_model: str
+    axes: dict[str, Any]
+    options: dict[str, Any]
+    throughput_size: tuple[int, int]
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class GridRun:
+    """One run of a grid in a run store, read from its manifest."""
+
+    study: str
+    description: str
+    path: Path
+    profile: str
+    tasks: list[str]
+    seeds: list[int]
+    spec: dict[str, Any]
+    cells: list[ManifestCell]
+    arch: dict[str, str]
+    qualitative: QualitativeOptions
+    store: RunStore
+
+    def labels(self) -> list[str]:
+        return list(dict.fromkeys(c.label for c in self.cells))
+
+
+def load_run(grid: Grid, runs_dir: Path) -> GridRun:
+    """The run of ``grid`` (its spec, profile and overrides) recorded in the store at ``runs_dir``;
+    an :class:`SkdError` saying how to run it when there is none."""
+    store = RunStore(runs_dir)
+    data = store.read_manifest(grid.study, grid.run_key())
+    if data is None:
+        others = ", ".join(p.stem for p in store.manifests(grid.study))
+        raise SkdError(f"grid {grid.study!r} ({grid.path}) has not been run under {runs_dir} with profile "
+                       f"{grid.profile!r} and these overrides; run it first: skd-bench run {grid.path} --profile "
+                       f"{grid.profile} --runs-dir {runs_dir}" + (f" (runs of this study there: {others})" if others
+                                                                   else ""))
+    cells = [ManifestCell(c["id"], c["label"], c["task"], c["seed"], c["method"], c["student"], c["teacher_model"],
+                          c["axes"], c["options"], tuple(c["throughput_size"]), c["config"]) for c in data["cells"]]
+    return GridRun(grid.study, grid.description, grid.path, grid.profile, grid.tasks, grid.seeds, grid.spec, cells,
+                   data.get("arch", {}), grid.qualitative, store)
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """A grid cell, its status (``done``, ``failed``, ``running``, ``corrupt`` or ``pending``), its
+    record and the problem when failed or corrupt."""
+
+    cell: ManifestCell
     status: str
     record: dict[str, Any] | None
+    problem: str | None = None
 
 
-def load_cells(grid: Grid, runs_dir: Path) -> list[CellResult]:
-    """Every cell of ``grid`` (the expanded spec, in grid order) with its record under ``runs_dir``."""
-    return [CellResult(c, *cell_status(runs_dir, c.id)) for c in grid.cells]
+def load_cells(run: GridRun) -> list[CellResult]:
+    """Every cell of ``run`` (grid order) with its record."""
+    return [CellResult(c, *run.store.status(run.store.cell_dir(c.id))) for c in run.cells]
 
 
 def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -56,25 +117,25 @@ def cell_frame(results: Sequence[CellResult]) -> pd.DataFrame:
     rows = []
     for r in results:
         head = {"id": r.cell.id, "label": r.cell.label, "task": r.cell.task, "seed": r.cell.seed,
-                "method": r.cell.job.method, "student": r.cell.job.student, "teacher_model": r.cell.job.profile.teacher,
-                "status": r.status, **{f"axis.{k}": v for k, v in r.cell.axes.items()}}
+                "method": r.cell.method, "student": r.cell.student, "teacher_model": r.cell.teacher_model,
+                "status": r.status, "problem": r.problem, **{f"axis.{k}": v for k, v in r.cell.axes.items()}}
         flat = flatten(r.record) if r.record is not None else {}
         rows.append({**head, **{k: v for k, v in flat.items() if k not in head}})
     return pd.DataFrame(rows)
 
 
-def teacher_frame(results: Sequence[CellResult], runs_dir: Path) -> pd.DataFrame:
+def teacher_frame(results: Sequence[CellResult], store: RunStore) -> pd.DataFrame:
     """One row per teacher the finished cells used: task, id, model, psnr (dB), ssim, params and its
-    provenance; from ``teachers/<id>/record.json``, else (a checkpoint teacher) the scores the cells copied."""
+    provenance; from the teacher's record, else the scores the cells copied."""
     rows: dict[str, dict[str, Any]] = {}
     for r in results:
         used = (r.record or {}).get("teacher") if r.status == "done" else None
         if not used or used["id"] in rows:
             continue
-        record = read_record(runs_dir / "teachers" / used["id"]) or {}
+        record = teacher_record(store, used["id"]) or {}
         metrics = record.get("metrics") or used.get("metrics") or {}
         rows[used["id"]] = {"task": r.cell.task, "id": used["id"],
-                            "model": record.get("model", r.cell.job.profile.teacher),
+                            "model": record.get("model", r.cell.teacher_model),
                             "psnr": metrics.get("psnr"), "ssim": metrics.get("ssim"), "params": record.get("params"),
                             **{k: v for k, v in flatten(record).items() if k.startswith("provenance.")}}
     return pd.DataFrame(list(rows.values())) if rows else pd.DataFrame(columns=TEACHER_COLUMNS)
@@ -100,3 +161,11 @@ def similarity_frame(results: Sequence[CellResult]) -> pd.DataFrame:
             for entry in (r.record.get("training") or {}).get("history", [])
             for key, value in entry.items() if key.startswith(SIMILARITY_PREFIX)]
     return pd.DataFrame(rows, columns=["label", "task", "seed", "step", "tap", "value"])
+
+
+def teacher_record(store: RunStore, teacher_id: str) -> dict[str, Any] | None:
+    """A teacher's record, or None when it is missing or unreadable."""
+    try:
+        return store.read_record(store.teacher_dir(teacher_id))
+    except SkdError:
+        return None

@@ -8,15 +8,15 @@ and ``crop_border``. ``max_side`` > 0 centre-crops each pair to at most that sid
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..data import ImagePair, TaskInfo, pad_to_multiple, unpad
-from ..metrics import psnr_ssim
+from ..metrics import psnr_ssim, quantize
 
 
 @dataclass
@@ -31,9 +31,12 @@ class EvalResult:
     color: str
     crop_border: int
     max_side: int
+    #: the kept images as evaluated (``name -> (lq, gt, output)``, uint8 after the scoring's
+    #: quantisation); not part of :meth:`to_dict`
+    kept: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "kept"}
 
 
 def centre_crop(image: np.ndarray, max_side: int) -> np.ndarray:
@@ -56,13 +59,15 @@ def restore(model: nn.Module, lq: np.ndarray, device: torch.device | str = "cpu"
 
 def evaluate(
     model: nn.Module, pairs: Sequence[ImagePair], task: TaskInfo, device: torch.device | str = "cpu",
-    max_side: int = 0,
+    max_side: int = 0, keep: Callable[[int, str], bool] | None = None,
 ) -> EvalResult:
-    """Score ``model`` (put in eval mode) on ``pairs`` with ``task``'s colour space and crop border."""
+    """Score ``model`` (put in eval mode) on ``pairs`` with ``task``'s colour space and crop border;
+    ``keep(index, name)`` chooses the pairs whose images are kept in :attr:`EvalResult.kept`."""
     was_training = model.training
     model.eval()
     rows: list[dict[str, float | str]] = []
-    for pair in pairs:
+    kept = {}
+    for i, pair in enumerate(pairs):
         lq, gt = pair.lq, pair.gt
         if max_side:
             lq, gt = centre_crop(lq, max_side), centre_crop(gt, max_side)
@@ -71,7 +76,9 @@ def evaluate(
         base = psnr_ssim(lq, gt, color=task.color_space, crop_border=task.crop_border)
         rows.append({"name": pair.name, "psnr": scores["psnr"], "ssim": scores["ssim"],
                      "input_psnr": base["psnr"], "input_ssim": base["ssim"]})
+        if keep is not None and keep(i, pair.name):
+            kept[pair.name] = tuple(quantize(x).astype(np.uint8) for x in (lq, gt, out))
     model.train(was_training)
     mean = {k: float(np.mean([r[k] for r in rows])) for k in ("psnr", "ssim", "input_psnr", "input_ssim")}
     return EvalResult(**mean, per_image=rows, color=task.color_space, crop_border=task.crop_border,
-                      max_side=max_side)
+                      max_side=max_side, kept=kept)
