@@ -1,4 +1,4 @@
-"""Scale profiles: named, inspectable presets of models, data and schedules (DESIGN section 5).
+"""Scale profiles: named, inspectable presets of models, data and schedules (docs/design.md section 5).
 
 A grid or a ``skd-bench train`` call names a profile and overrides only what it studies.
 ``skd-bench profiles`` prints them.

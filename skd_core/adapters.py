@@ -1,7 +1,7 @@
 """Width adapters student -> teacher, sized by a one-batch shape probe.
 
 Where a tap's student width ``C_S`` differs from the teacher's ``C_T``, a 1x1 convolution
-(``C_S -> C_T``, with bias; *ours*: DESIGN section 1 says "1x1-conv adapter") maps the student
+(``C_S -> C_T``, with bias; *ours*: docs/design.md section 1.6) maps the student
 feature into the teacher's space; where widths are equal the adapter is ``nn.Identity``. Spatial
 sizes must already agree: adapters never resample.
 

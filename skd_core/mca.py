@@ -1,4 +1,4 @@
-"""Multi-dimensional cross-net attention (MCA), DESIGN section 1.
+"""Multi-dimensional cross-net attention (MCA), docs/design.md section 1.
 
 Student feature ``S`` and teacher feature ``T`` at one tap are ``B, C, H, W`` tensors, read as
 ``C x N`` matrices with ``N = H*W``. The teacher gives the queries, the student the keys and values:

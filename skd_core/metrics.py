@@ -1,4 +1,4 @@
-"""PSNR and SSIM with BasicSR / MATLAB semantics, computed by scikit-image (DESIGN section 3).
+"""PSNR and SSIM with BasicSR / MATLAB semantics, computed by scikit-image (docs/design.md section 3).
 
 Input images: ``H x W x 3`` **RGB** (channel order R, G, B -- not OpenCV's BGR) or ``H x W``
 grey, either float in [0, 1] or ``uint8`` in [0, 255]. Conventions, matching BasicSR

@@ -1,4 +1,4 @@
-"""Shared test fixtures: the reference folder from shared/ and deterministic torch settings."""
+"""Shared test fixtures: the official Restormer reference outputs and deterministic torch settings."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-#: outputs of the official Restormer (copied from the project's shared/reference, see its README)
+#: outputs of the official Restormer architecture (swz30/Restormer df766d5), see its README
 REFERENCE = Path(__file__).resolve().parent / "data" / "restormer_reference"
 
 

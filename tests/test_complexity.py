@@ -20,7 +20,7 @@ from skd_core.models import build_model
 #: handle or is a declared layout op. A new op without a handle fails here instead of being a silent 0.
 ALLOWED_UNCOUNTED: frozenset[str] = frozenset()
 
-#: DESIGN section 2: (params, conv-only MACs, MACs, FLOPs) at 1x3x256x256, exact counts
+#: docs/design.md section 2: (params, conv-only MACs, MACs, FLOPs) at 1x3x256x256, exact counts
 PUBLISHED = {
     "restormer": (26_126_644, 140_990_496_768, 154_882_031_616, 309_764_063_232),
     "student-dckd": (3_813_230, 19_914_817_536, 21_651_259_392, 43_302_518_784),

@@ -1,6 +1,6 @@
 """What a measurement ran on and under which numeric settings: device, versions, threads, dtype.
 
-Every throughput and memory record carries an :class:`Environment`. Dtypes (DESIGN section 3):
+Every throughput and memory record carries an :class:`Environment`. Dtypes (docs/design.md section 3):
 
 - ``fp32``: float32 with TF32 *off* for CUDA matmuls and cuDNN convolutions (cuDNN's default is on);
 - ``tf32``: float32 tensors, TF32 tensor-core math on for CUDA matmuls and convolutions (CUDA only);

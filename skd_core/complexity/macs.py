@@ -1,6 +1,6 @@
 """MACs and FLOPs at a stated input size, through fvcore with our own handle for every op we use.
 
-Units and conventions (DESIGN section 3):
+Units and conventions (docs/design.md section 3):
 
 - **MACs** (multiply-accumulates) = convolution + matrix-product MACs: ``aten::_convolution``
   (``B * prod(weight.shape) * prod(out spatial)``, bias ignored), ``matmul``/``mm``/``bmm``/

@@ -1,4 +1,4 @@
-"""Inference throughput and latency, by the protocol of DESIGN section 3.
+"""Inference throughput and latency, by the protocol of docs/design.md section 3.
 
 Protocol: the model in ``eval()`` under ``torch.inference_mode()``, one fixed input shape (random
 values in [0, 1]), ``warmup`` untimed forward passes (they also absorb ``torch.compile``), then

@@ -1,4 +1,4 @@
-"""Image-level contrastive loss ``L_CL`` and its two feature extractors (DESIGN section 1, *ours*).
+"""Image-level contrastive loss ``L_CL`` and its two feature extractors (docs/design.md section 1, *ours*).
 
 ``L_CL = sum_k w_k |phi_k(S_r) - phi_k(T_r)|_1 / (|phi_k(S_r) - phi_k(X)|_1 + eps)`` with anchor the
 student output ``S_r``, positive the teacher output ``T_r``, negative the degraded input ``X``;

@@ -1,4 +1,4 @@
-"""The SKD feature loss ``L_GK`` (DESIGN section 1).
+"""The SKD feature loss ``L_GK`` (docs/design.md section 1).
 
 ``L_GK = sum over taps [ D(S, T) + alpha1 (D(S_c, T) + D(S_s, T)) ]`` where ``S`` is the
 *adapted* student feature (``B, C_T, H, W``), ``T`` the teacher feature, ``S_c`` / ``S_s`` the

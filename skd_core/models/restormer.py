@@ -3,7 +3,8 @@
 A faithful re-implementation of the official ``basicsr/models/archs/restormer_arch.py``
 (swz30/Restormer): same constructor keywords, same module names, hence the same ``state_dict``
 keys, so official checkpoints (``torch.load(f)["params"]``) and BasicSR YAML ``network_g`` blocks
-load unchanged. Tested against outputs of the official code (``shared/reference``).
+load unchanged. Tested against outputs of the official code (``tests/data/restormer_reference``,
+docs/design.md section 2.4).
 
 Parts follow the paper: MDTA (multi-Dconv head transposed attention, ``Attention``), GDFN
 (gated-Dconv feed-forward network, ``FeedForward``), the transformer block, and the
