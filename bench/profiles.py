@@ -41,7 +41,8 @@ class Profile:
     teacher_checkpoint: str | None = None  # use this file as the teacher instead of training one
     eval_max_side: int = 0  # 0: evaluate whole test images; else centre-crop to this side
     throughput_size: tuple[int, int] = (256, 256)
-    method_options: dict[str, Any] = field(default_factory=dict)  # profile-wide distillation defaults
+    #: profile-wide distillation defaults per method: ``{method: {option: value}}``
+    method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: per-task changes to ``teacher_train`` (e.g. a longer schedule for a harder task)
     teacher_task_train: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -68,7 +69,13 @@ class Profile:
                 base = getattr(self, key).to_dict()
                 changes[key] = TrainConfig.from_dict({**base, **value}, where=f"{where}.{key}")
             elif key == "method_options":
-                changes[key] = {**self.method_options, **value}
+                if not isinstance(value, Mapping) or not all(isinstance(v, Mapping) for v in value.values()):
+                    raise ConfigError(f"{where}: method_options must map a method to its options, "
+                                      f"e.g. {{skd: {{alpha3: 0.05}}}}, got {value!r}")
+                merged = dict(self.method_options)
+                for method, options in value.items():
+                    merged[method] = {**merged.get(method, {}), **options}
+                changes[key] = merged
             elif key == "teacher_task_train":
                 changes[key] = {**self.teacher_task_train, **value}
             elif key == "throughput_size":
