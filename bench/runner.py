@@ -34,7 +34,7 @@ from .grid import Grid, short_value
 from .jobs import Cell, StudentJob, cells_of, ensure_teacher, fingerprints, run_student, teacher_id
 from .plugins import load_plugins
 from .provenance import provenance
-from .store import RECORD, CorruptRecordError, RunStore
+from .store import RECORD, CorruptRecordError, RunStore, non_finite_metric
 
 EXECUTORS = ("local", "ray")
 
@@ -79,7 +79,7 @@ def run_cell(job: StudentJob, cell_id: str, root: Path, device: str, threads: in
         except CorruptRecordError as exc:
             print(f"skd-bench: {exc}; set aside as {store.set_aside(folder)}, the cell is redone", file=sys.stderr)
             record = None
-        if record is not None and record.get("status") == "done" and not force:
+        if record is not None and record.get("status") == "done" and not non_finite_metric(record) and not force:
             return "skipped"
         if force and folder.exists():
             shutil.rmtree(folder / "checkpoint", ignore_errors=True)
