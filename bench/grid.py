@@ -117,7 +117,7 @@ def _expand(spec: dict[str, Any], path: Path, profile: str | None, overrides: Ma
     PROFILES.get(profile_name)
     tasks = _typed(spec, "tasks", list, ["denoise25"])
     seeds = _typed(spec, "seeds", list, [0, 1, 2])
-    if not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds) or len(set(seeds)) != len(seeds):
+    if not seeds or not all(type(s) is int and s >= 0 for s in seeds) or len(set(seeds)) != len(seeds):
         raise ConfigError(f"key 'seeds' must be a non-empty list of distinct integers >= 0, got {seeds!r}")
     if not tasks or not all(isinstance(t, str) for t in tasks):
         raise ConfigError(f"key 'tasks' must be a non-empty list of task names, got {tasks!r}")

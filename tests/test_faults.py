@@ -1,0 +1,155 @@
+"""The catalog of faults and bad input: one case per fault, each running ``skd-bench`` in-process.
+
+Every :class:`Case` must end with the expected exit status (2 for a user error, 1 for an internal
+error, 130 for Ctrl-C) and ONE line on stderr that contains every ``expect`` string (so it names the
+file, key or flag) and none of ``refuse``; a runs folder with finished records (``{runs}``, made once
+per module by running ``{grid}``) must keep every finished record byte for byte, and, unless the
+case ``writes``, gain no file at all. To add a fault, append a :class:`Case` to :data:`CASES`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+
+#: a grid of one finished cell (the smoke scratch student), run once per module into ``{runs}``
+GRID = "study: faults\nprofile: smoke\ntasks: [denoise25]\nseeds: [0]\ncells: [{label: scratch, method: scratch}]\n"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One fault. ``argv`` is split like a shell line after ``setup(tmp)`` made its files;
+    ``{tmp}`` (the case's folder), ``{runs}`` and ``{grid}`` are replaced in it and in ``expect``.
+    ``patch(monkeypatch)`` may replace a function first (to raise what a test cannot cause)."""
+
+    name: str
+    argv: str
+    expect: tuple[str, ...]
+    code: int = 2
+    setup: Callable[[Path], None] | None = None
+    patch: Callable[[pytest.MonkeyPatch], None] | None = None
+    refuse: tuple[str, ...] = ()
+    writes: bool = False  # may add files to {runs}; its finished records must still be unchanged
+    marks: tuple[pytest.MarkDecorator, ...] = ()
+
+
+# --- setups: the files a case needs under its tmp folder -----------------------------------------
+
+def write(relative: str, content: str | bytes) -> Callable[[Path], None]:
+    def setup(tmp: Path) -> None:
+        path = tmp / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return setup
+
+
+TRAIN = "train --profile smoke --runs-dir {runs}"
+
+
+def config(name: str, setting: str, *expect: str) -> Case:
+    """A ``--set`` override that ``train`` must refuse before anything is written."""
+    return Case(f"config-{name}", f"{TRAIN} --set {setting}", expect)
+
+
+CASES: list[Case] = [
+    # --- config: typos and types of profile and train keys, grid specs --------------------------
+    config("lr-not-a-number", "student_train.lr=fast", "--set.student_train.lr must be a number > 0, got 'fast'"),
+    config("lr-bool", "student_train.lr=true", "student_train.lr must be a number > 0, got True"),
+    config("lr-zero", "teacher_train.lr=0", "teacher_train.lr must be a number > 0, got 0"),
+    config("steps-text", "student_train.steps=abc", "student_train.steps must be an integer >= 1, got 'abc'"),
+    config("steps-fraction", "student_train.steps=2.5", "student_train.steps must be an integer >= 1, got 2.5"),
+    config("batch-bool", "student_train.batch=true", "student_train.batch must be an integer >= 1, got True"),
+    config("min-lr-negative", "student_train.min_lr=-1", "student_train.min_lr must be a number >= 0, got -1"),
+    config("min-lr-above-lr", "student_train.min_lr=0.5", "student_train.min_lr (0.5) must not exceed"),
+    config("weight-decay-negative", "student_train.weight_decay=-0.1", "student_train.weight_decay must be"),
+    config("grad-clip-negative", "student_train.grad_clip=-1", "student_train.grad_clip must be a number >= 0"),
+    config("grad-clip-nan", "student_train.grad_clip=.nan", "student_train.grad_clip must be a number >= 0"),
+    config("betas-one", "student_train.betas=[0.9]", "student_train.betas must be two numbers in [0, 1)"),
+    config("betas-range", "student_train.betas=[0.9,1]", "student_train.betas must be two numbers in [0, 1)"),
+    config("warmup-too-long", "student_train.warmup_steps=4", "student_train.warmup_steps must be in [0, steps=4)"),
+    config("warmup-negative", "student_train.warmup_steps=-1", "student_train.warmup_steps must be an integer >= 0"),
+    config("val-every-negative", "student_train.val_every=-1", "student_train.val_every must be an integer >= 0"),
+    config("checkpoint-every-negative", "teacher_train.checkpoint_every=-5",
+           "teacher_train.checkpoint_every must be an integer >= 0"),
+    config("threads-negative", "student_train.threads=-2", "student_train.threads must be an integer >= 0"),
+    config("val-crop-tiny", "student_train.val_crop=8", "student_train.val_crop must be 0 (whole images) or"),
+    config("optimizer-typo", "student_train.optimizer=adamx", "student_train.optimizer must be one of adamw, adam"),
+    config("train-key-typo", "student_train.step=3", "unknown train key 'step'", "did you mean 'steps'"),
+    config("train-not-a-mapping", "student_train=3", "--set.student_train must be a mapping, got 3"),
+    config("profile-key-typo", "eval_max_sid=0", "unknown profile key 'eval_max_sid'", "did you mean 'eval_max_side'"),
+    config("eval-max-side-negative", "eval_max_side=-3", "--set.eval_max_side must be 0 (whole images)", "-3"),
+    config("throughput-size-one", "throughput_size=[64]", "--set.throughput_size must be two positive integers"),
+    config("throughput-size-zero", "throughput_size=[0,64]", "--set.throughput_size must be two positive integers"),
+    config("train-data-number", "train_data=5", "--set.train_data must be a string, got 5"),
+    config("layout-typo", "layout=rain", "unknown dataset layout 'rain' in --set.layout", "did you mean 'rain13k'"),
+    config("teacher-checkpoint-number", "teacher_checkpoint=5", "--set.teacher_checkpoint must be a file path"),
+    config("teacher-typo", "teacher=teacher-smok", "unknown model preset 'teacher-smok' in --set.teacher"),
+    config("method-options-list", "method_options=[1]", "--set.method_options must be a mapping"),
+    config("teacher-task-typo", "teacher_task_train.deblr.steps=9", "unknown task 'deblr'", "did you mean 'deblur'"),
+    config("teacher-task-type", "teacher_task_train.deblur.lr=fast",
+           "--set.teacher_task_train.deblur.lr must be a number > 0, got 'fast'"),
+    config("teacher-task-key", "teacher_task_train.deblur.stesp=9", "unknown train key 'stesp'",
+           "in --set.teacher_task_train.deblur"),
+    Case("grid-set-lr-not-a-number", "run {grid} --runs-dir {runs} --set student_train.lr=fast --no-progress",
+         ("{grid}", "student_train.lr must be a number > 0, got 'fast'")),
+    Case("grid-seed-bool", "run {tmp}/g.yaml --runs-dir {runs}", ("{tmp}/g.yaml", "'seeds'", "[True]"),
+         setup=write("g.yaml", GRID.replace("seeds: [0]", "seeds: [true]"))),
+]
+
+
+@pytest.fixture(scope="module")
+def finished_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """``(runs folder, grid file)``: :data:`GRID` run to the end (one finished smoke cell)."""
+    root = tmp_path_factory.mktemp("finished")
+    grid, runs = root / "faults.yaml", root / "runs"
+    grid.write_text(GRID)
+    assert main(["run", str(grid), "--runs-dir", str(runs), "--no-progress"]) == 0
+    assert [json.loads(p.read_text())["status"] for p in runs.glob("cells/*/record.json")] == ["done"]
+    return runs, grid
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def finished(files: dict[str, bytes]) -> dict[str, bytes]:
+    return {k: v for k, v in files.items() if k.endswith("record.json") and json.loads(v).get("status") == "done"}
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.name, marks=c.marks) for c in CASES])
+def test_fault_gives_one_line(case: Case, tmp_path: Path, request: pytest.FixtureRequest,
+                              monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("SKD_DEBUG", raising=False)
+    uses_runs = "{runs}" in case.argv or "{grid}" in case.argv
+    runs, grid = request.getfixturevalue("finished_runs") if uses_runs else (tmp_path / "runs", tmp_path / "g")
+    fill = functools.partial(str.format, tmp=tmp_path, runs=runs, grid=grid)
+    if case.setup:
+        case.setup(tmp_path)
+    if case.patch:
+        case.patch(monkeypatch)
+    before = snapshot(runs) if uses_runs else {}
+    capsys.readouterr()
+    code = main([fill(arg) for arg in shlex.split(case.argv)])
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert code == case.code, err
+    assert len(lines) == 1, err
+    prefix = "internal error" if case.code == 1 else "interrupted" if case.code == 130 else "error:"
+    assert lines[0].startswith("skd-bench ") and prefix in lines[0], lines[0]
+    for text in case.expect:
+        assert fill(text) in lines[0], lines[0]
+    for text in case.refuse:
+        assert text not in err
+    if uses_runs:
+        after = snapshot(runs)
+        assert finished(after) == finished(before)
+        if not case.writes:
+            assert after == before
