@@ -12,13 +12,20 @@ from __future__ import annotations
 import functools
 import json
 import shlex
+import struct
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from PIL import Image
 
 from bench.cli import main
+from skd_core.models import build_model
+from skd_core.train.checkpoint import save_weights
 
 #: a grid of one finished cell (the smoke scratch student), run once per module into ``{runs}``
 GRID = "study: faults\nprofile: smoke\ntasks: [denoise25]\nseeds: [0]\ncells: [{label: scratch, method: scratch}]\n"
@@ -51,6 +58,55 @@ def write(relative: str, content: str | bytes) -> Callable[[Path], None]:
     return setup
 
 
+def png(relative: str, height: int, width: int) -> Callable[[Path], None]:
+    def setup(tmp: Path) -> None:
+        path = tmp / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.zeros((height, width, 3), np.uint8)).save(path)
+    return setup
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` RGB pixels, with almost no pixel data."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+            + chunk(b"IEND", b""))
+
+
+def tiff_header(width: int, height: int) -> bytes:
+    """A little-endian TIFF whose one strip claims ``width`` x ``height`` grey pixels."""
+    tags = [(256, 4, 1, width), (257, 4, 1, height), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1),
+            (273, 4, 1, 8), (277, 3, 1, 1), (278, 4, 1, height), (279, 4, 1, 1)]
+    ifd = struct.pack("<H", len(tags)) + b"".join(struct.pack("<HHII", *t) for t in tags) + struct.pack("<I", 0)
+    return b"II*\x00" + struct.pack("<I", 8) + ifd
+
+
+def student(tmp: Path) -> None:
+    """``{tmp}/student.safetensors``: freshly initialised student-smoke weights."""
+    save_weights(build_model("student-smoke"), tmp / "student.safetensors")
+
+
+def torch_file(relative: str, make: Callable[[], object], keep: float = 1.0) -> Callable[[Path], None]:
+    """``torch.save(make())`` at ``relative``, cut to the first ``keep`` fraction of its bytes."""
+    def setup(tmp: Path) -> None:
+        path = tmp / relative
+        torch.save(make(), path)
+        data = path.read_bytes()
+        path.write_bytes(data[:int(len(data) * keep)])
+    return setup
+
+
+def both(*setups: Callable[[Path], None]) -> Callable[[Path], None]:
+    def setup(tmp: Path) -> None:
+        for s in setups:
+            s(tmp)
+    return setup
+
+
+EVAL = "eval --model student-smoke --checkpoint {tmp}/student.safetensors"
+CKPT = "eval --model student-smoke --data embedded:denoise25 --checkpoint {tmp}/"
 TRAIN = "train --profile smoke --runs-dir {runs}"
 
 
@@ -102,6 +158,42 @@ CASES: list[Case] = [
          ("{grid}", "student_train.lr must be a number > 0, got 'fast'")),
     Case("grid-seed-bool", "run {tmp}/g.yaml --runs-dir {runs}", ("{tmp}/g.yaml", "'seeds'", "[True]"),
          setup=write("g.yaml", GRID.replace("seeds: [0]", "seeds: [true]"))),
+    # --- images: missing, unpaired, corrupt, oversized, too small to score ------------------------
+    Case("image-bomb-png-metrics", "metrics {tmp}/big.png {tmp}/big.png",
+         ("image {tmp}/big.png is 100000x100000", "MAX_PIXELS"), setup=write("big.png", png_header(100000, 100000))),
+    Case("image-bomb-tiff-metrics", "metrics {tmp}/big.tif {tmp}/big.tif",
+         ("image {tmp}/big.tif is 100000x100000", "MAX_PIXELS"), setup=write("big.tif", tiff_header(100000, 100000))),
+    Case("image-bomb-eval-folder", f"{EVAL} --data folder:{{tmp}}/set --task denoise25",
+         ("image {tmp}/set/target/a.png is 100000x100000", "67,108,864"),
+         setup=both(student, png("set/input/a.png", 16, 16), write("set/target/a.png", png_header(100000, 100000)))),
+    Case("image-too-small-to-score", f"{EVAL} --data folder:{{tmp}}/set --task denoise25",
+         ("image {tmp}/set/target/a.png is 8x8", "at least 11x11"),
+         setup=both(student, png("set/input/a.png", 8, 8), png("set/target/a.png", 8, 8))),
+    Case("image-not-an-image", "metrics {tmp}/a.png {tmp}/a.png", ("cannot read image {tmp}/a.png",),
+         setup=write("a.png", "hello")),
+    Case("image-folder-missing", f"{EVAL} --data folder:{{tmp}}/nowhere --task denoise25", ("{tmp}/nowhere",),
+         setup=student),
+    Case("image-unpaired", f"{EVAL} --data folder:{{tmp}}/set --task denoise25 --layout restormer",
+         ("unpaired file {tmp}/set/input/b.png",),
+         setup=both(student, png("set/input/a.png", 16, 16), png("set/target/a.png", 16, 16),
+                    png("set/input/b.png", 16, 16))),
+    # --- checkpoints ------------------------------------------------------------------------------
+    Case("checkpoint-missing", CKPT + "none.pth", ("checkpoint file not found: {tmp}/none.pth",)),
+    Case("checkpoint-empty", CKPT + "w.pth", ("{tmp}/w.pth: file is empty",), setup=write("w.pth", b"")),
+    Case("checkpoint-random-bytes", CKPT + "w.pth", ("{tmp}/w.pth: not a torch (.pth/.pt) or safetensors checkpoint",),
+         refuse=("weights_only=False",), setup=write("w.pth", np.random.default_rng(0).bytes(4096))),
+    Case("checkpoint-truncated", CKPT + "w.pth", ("{tmp}/w.pth: corrupt or truncated",),
+         setup=torch_file("w.pth", lambda: build_model("student-smoke").state_dict(), keep=0.5)),
+    Case("checkpoint-pickled-module", CKPT + "w.pth",
+         ("{tmp}/w.pth: it holds pickled objects besides tensors", "save a state_dict"),
+         refuse=("weights_only=False", "weights_only` set to `False"),
+         setup=torch_file("w.pth", lambda: torch.nn.Linear(2, 2))),
+    Case("checkpoint-random-safetensors", CKPT + "w.safetensors",
+         ("{tmp}/w.safetensors: not a valid safetensors file",),
+         setup=write("w.safetensors", np.random.default_rng(0).bytes(4096))),
+    Case("checkpoint-wrong-model", "eval --model teacher-smoke --checkpoint {tmp}/student.safetensors "
+         "--data embedded:denoise25", ("checkpoint {tmp}/student.safetensors does not fit", "missing keys"),
+         setup=student),
 ]
 
 
