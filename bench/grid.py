@@ -92,12 +92,16 @@ def load_grid(path: str | Path, profile: str | None = None, overrides: Mapping[s
     """Read, validate and expand ``path``; ``profile`` replaces the spec's profile, ``overrides`` are
     merged into its ``profile_overrides``. Every error is a :class:`ConfigError` naming the file."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory, not a grid file")
     if not path.is_file():
         raise ConfigError(f"grid file not found: {path}")
     try:
-        spec = yaml.safe_load(path.read_text())
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a UTF-8 text file (byte {exc.start}); a grid spec is YAML text") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
     if not isinstance(spec, dict):
         raise ConfigError(f"{path}: a grid spec must be a mapping of keys, got {type(spec).__name__}")
     try:

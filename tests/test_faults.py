@@ -5,12 +5,16 @@ error, 130 for Ctrl-C) and ONE line on stderr that contains every ``expect`` str
 file, key or flag) and none of ``refuse``; a runs folder with finished records (``{runs}``, made once
 per module by running ``{grid}``) must keep every finished record byte for byte, and, unless the
 case ``writes``, gain no file at all. To add a fault, append a :class:`Case` to :data:`CASES`.
+
+Faults that a single command cannot show have their own tests after the table.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
+import os
 import shlex
 import struct
 import zlib
@@ -29,6 +33,7 @@ from skd_core.train.checkpoint import save_weights
 
 #: a grid of one finished cell (the smoke scratch student), run once per module into ``{runs}``
 GRID = "study: faults\nprofile: smoke\ntasks: [denoise25]\nseeds: [0]\ncells: [{label: scratch, method: scratch}]\n"
+NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,21 @@ def both(*setups: Callable[[Path], None]) -> Callable[[Path], None]:
     return setup
 
 
+def raises(target: str, exc: BaseException) -> Callable[[pytest.MonkeyPatch], None]:
+    """A patch replacing ``target`` (``module.attribute``) with a function that raises ``exc``."""
+    def fail(*args: object, **kwargs: object) -> None:
+        raise exc
+    return lambda mp: mp.setattr(target, fail)
+
+
+def denied(target: str) -> Callable[[pytest.MonkeyPatch], None]:
+    """A patch making ``target(path, ...)`` fail as writing into a read-only folder does (as root,
+    which may write anywhere, a real read-only folder would not fail)."""
+    def fail(path: Path, *args: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+    return lambda mp: mp.setattr(target, fail)
+
+
 EVAL = "eval --model student-smoke --checkpoint {tmp}/student.safetensors"
 CKPT = "eval --model student-smoke --data embedded:denoise25 --checkpoint {tmp}/"
 TRAIN = "train --profile smoke --runs-dir {runs}"
@@ -158,6 +178,11 @@ CASES: list[Case] = [
          ("{grid}", "student_train.lr must be a number > 0, got 'fast'")),
     Case("grid-seed-bool", "run {tmp}/g.yaml --runs-dir {runs}", ("{tmp}/g.yaml", "'seeds'", "[True]"),
          setup=write("g.yaml", GRID.replace("seeds: [0]", "seeds: [true]"))),
+    Case("grid-not-utf8", "run {tmp}/g.yaml --runs-dir {runs}", ("{tmp}/g.yaml", "not a UTF-8 text file"),
+         setup=write("g.yaml", "study: caf\u00e9\n".encode("latin-1"))),
+    Case("grid-is-a-directory", "status {tmp} --runs-dir {runs}", ("{tmp} is a directory, not a grid file",)),
+    Case("grid-not-yaml", "status {tmp}/g.yaml --runs-dir {runs}", ("{tmp}/g.yaml: not valid YAML",),
+         setup=write("g.yaml", "study: [a\nseeds: {\n")),
     # --- images: missing, unpaired, corrupt, oversized, too small to score ------------------------
     Case("image-bomb-png-metrics", "metrics {tmp}/big.png {tmp}/big.png",
          ("image {tmp}/big.png is 100000x100000", "MAX_PIXELS"), setup=write("big.png", png_header(100000, 100000))),
@@ -194,6 +219,41 @@ CASES: list[Case] = [
     Case("checkpoint-wrong-model", "eval --model teacher-smoke --checkpoint {tmp}/student.safetensors "
          "--data embedded:denoise25", ("checkpoint {tmp}/student.safetensors does not fit", "missing keys"),
          setup=student),
+    # --- device -----------------------------------------------------------------------------------
+    Case("device-cuda-run", "run {grid} --runs-dir {runs} --device cuda --force", ("device 'cuda' requested",),
+         marks=(NO_CUDA,)),
+    Case("device-cuda-train", f"{TRAIN} --device cuda", ("device 'cuda' requested",), marks=(NO_CUDA,)),
+    Case("device-cuda-throughput", "throughput --models student-smoke --device cuda", ("device 'cuda' requested",),
+         marks=(NO_CUDA,)),
+    Case("device-unknown", "run {grid} --runs-dir {runs} --device tpu", ("device must be one of", "'tpu'")),
+    # --- command-line ranges: refused while parsing, before anything is written --------------------
+    Case("flag-seed-negative", f"{TRAIN} --seed -5", ("argument --seed: must be an integer >= 0, got -5",)),
+    Case("flag-teacher-seed-text", f"{TRAIN} --teacher-seed x", ("argument --teacher-seed:", "'x'")),
+    Case("flag-runs-dir-a-file", "train --profile smoke --runs-dir {tmp}/f", ("--runs-dir: {tmp}/f exists and is not",),
+         setup=write("f", "")),
+    Case("flag-max-side-negative", f"{EVAL} --data embedded:denoise25 --max-side -3", ("argument --max-side:", "-3")),
+    Case("flag-max-side-tiny", f"{EVAL} --data embedded:denoise25 --max-side 8", ("argument --max-side:", ">= 16")),
+    Case("flag-workers-zero", "run {grid} --runs-dir {runs} --workers 0", ("argument --workers:", ">= 1, got 0")),
+    Case("flag-crop-border-negative", "metrics a.png b.png --crop-border -1", ("argument --crop-border:",)),
+    Case("flag-complexity-batch-zero", "complexity --models student-smoke --batch 0", ("argument --batch:",)),
+    Case("flag-complexity-size-negative", "complexity --models student-smoke --size -8 8", ("argument --size:",)),
+    Case("flag-complexity-depth-zero", "complexity --models student-smoke --by-module 0", ("argument --by-module:",)),
+    Case("flag-throughput-batch-zero", "throughput --models student-smoke --batch 1 0", ("argument --batch:",)),
+    Case("flag-throughput-repeats-zero", "throughput --models student-smoke --repeats 0", ("argument --repeats:",)),
+    Case("flag-throughput-warmup-negative", "throughput --models student-smoke --warmup -1", ("argument --warmup:",)),
+    Case("flag-throughput-threads-zero", "throughput --models student-smoke --threads 0", ("argument --threads:",)),
+    Case("flag-unknown-choice", f"{TRAIN} --role techer", ("argument --role: invalid choice: 'techer'",)),
+    # --- the filesystem: a path named, whatever the OSError ----------------------------------------
+    Case("os-runs-dir-under-a-file", "train --profile smoke --method scratch --runs-dir {tmp}/f/runs",
+         ("{tmp}/f/runs", "Not a directory"), setup=write("f", "")),
+    Case("os-read-only-output", f"{EVAL} --data embedded:denoise25 --max-side 32 --out {{tmp}}/ro/eval.json",
+         ("{tmp}/ro/eval.json: Permission denied",), setup=student,
+         patch=denied("bench.commands.eval.atomic_write_json")),
+    # --- internal errors and Ctrl-C ---------------------------------------------------------------
+    Case("internal-error", "models", ("models: internal error: TypeError: boom", "rerun with --debug", "SKD_DEBUG=1"),
+         code=1, patch=raises("bench.commands.models.count_params", TypeError("boom"))),
+    Case("interrupted", "models", ("models: interrupted",), code=130,
+         patch=raises("bench.commands.models.count_params", KeyboardInterrupt())),
 ]
 
 
@@ -245,3 +305,16 @@ def test_fault_gives_one_line(case: Case, tmp_path: Path, request: pytest.Fixtur
         assert finished(after) == finished(before)
         if not case.writes:
             assert after == before
+
+
+# --- faults outside the table -------------------------------------------------------------------
+
+def test_debug_flag_and_env_reraise_with_the_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    raises("bench.commands.models.count_params", TypeError("boom"))(monkeypatch)
+    monkeypatch.delenv("SKD_DEBUG", raising=False)
+    for argv in (["--debug", "models"], ["models", "--debug"]):
+        with pytest.raises(TypeError, match="boom"):
+            main(argv)
+    monkeypatch.setenv("SKD_DEBUG", "1")
+    with pytest.raises(TypeError, match="boom"):
+        main(["models"])
