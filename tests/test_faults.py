@@ -318,3 +318,12 @@ def test_debug_flag_and_env_reraise_with_the_traceback(monkeypatch: pytest.Monke
     monkeypatch.setenv("SKD_DEBUG", "1")
     with pytest.raises(TypeError, match="boom"):
         main(["models"])
+
+
+def test_cpu_memory_measurement_is_silent_on_fd2(capfd: pytest.CaptureFixture[str]) -> None:
+    # kineto writes "USDT: ... profiler_start/stop" straight to file descriptor 2, past sys.stderr
+    assert main(["throughput", "--models", "student-smoke", "--size", "32", "32", "--warmup", "0", "--repeats", "1",
+                 "--json"]) == 0
+    out, err = capfd.readouterr()
+    assert json.loads(out)[0]["peak_memory_bytes"] > 0
+    assert "USDT" not in err and "profiler_" not in err, err
