@@ -15,8 +15,13 @@ import errno
 import functools
 import json
 import os
+import re
 import shlex
+import signal
 import struct
+import subprocess
+import sys
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +31,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file
 
 from bench.cli import main
 from skd_core.models import build_model
@@ -327,3 +333,44 @@ def test_cpu_memory_measurement_is_silent_on_fd2(capfd: pytest.CaptureFixture[st
     out, err = capfd.readouterr()
     assert json.loads(out)[0]["peak_memory_bytes"] > 0
     assert "USDT" not in err and "profiler_" not in err, err
+
+
+def test_training_without_a_terminal_logs_progress_lines(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from skd_core.train.loop import fit
+
+    monkeypatch.setattr("bench.jobs.fit", functools.partial(fit, log_seconds=0))  # a line after every step
+    assert main(["train", "--role", "teacher", "--profile", "smoke", "--set", "teacher_train.steps=3",
+                 "--runs-dir", str(tmp_path)]) == 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 3, lines
+    for step, line in enumerate(lines, 1):
+        assert re.fullmatch(rf"teacher teacher-smoke denoise25 seed 0: step {step}/3, loss [0-9.e-]+, "
+                            r"elapsed (\d+h)?\d+m\d\ds, ETA (\d+h)?\d+m\d\ds", line), line
+
+
+def _train_teacher(runs: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "bench", "train", "--role", "teacher", "--profile", "smoke", "--set",
+            "teacher_train.steps=40", "--set", "teacher_train.checkpoint_every=4", "--runs-dir", str(runs), *extra]
+
+
+@pytest.mark.slow
+def test_teacher_killed_mid_training_resumes_bit_identical(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    subprocess.run(_train_teacher(tmp_path / "straight"), env=env, check=True, capture_output=True)
+    runs = tmp_path / "killed"
+    proc = subprocess.Popen(_train_teacher(runs), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not list(runs.glob("teachers/*/checkpoint/state.pt")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    (folder,) = runs.glob("teachers/*")
+    assert not (folder / "record.json").exists(), "the kill should land before the end of the schedule"
+    subprocess.run(_train_teacher(runs, "--resume"), env=env, check=True, capture_output=True)
+    record = json.loads((folder / "record.json").read_text())
+    assert 0 < record["training"]["resumed_from"] < 40
+    (straight,) = (tmp_path / "straight").glob("teachers/*")
+    assert straight.name == folder.name
+    a, b = load_file(str(straight / "model.safetensors")), load_file(str(folder / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
