@@ -1,38 +1,88 @@
 """``skd-bench`` (also ``python -m bench``): one sub-command per module in :mod:`bench.commands`.
 
-Every command prints a readable table, or JSON with ``--json``. A user-facing error
-(:class:`skd_core.errors.SkdError`) is printed as one line on stderr with exit status 2.
+Every command prints a readable table, or JSON with ``--json``. However a command fails, it ends
+with one line on stderr:
+
+- a user error -- a bad flag, a :class:`skd_core.errors.SkdError` (config, data, checkpoint,
+  device), or an ``OSError`` on a path (missing, unreadable, read-only, a file where a folder is
+  expected) -- names what is wrong; exit status 2;
+- anything else is a bug: ``internal error: TYPE: message``, exit status 1;
+- Ctrl-C: ``interrupted``, exit status 130.
+
+``--debug`` (or the environment variable ``SKD_DEBUG=1``) re-raises instead, with the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from skd_core.errors import SkdError
 
 #: sub-command modules, each with ``add_parser(subparsers)`` that sets ``func(args) -> int``
 COMMANDS = ("models", "profiles", "complexity", "throughput", "metrics", "train", "eval", "run", "status", "report",
             "perf")
+DEBUG_ENV = "SKD_DEBUG"
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (no usage block), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="skd-bench", description=__doc__.splitlines()[0])
+    parser = Parser(prog="skd-bench", description=__doc__.splitlines()[0])
+    debug = "re-raise errors with their traceback (also: SKD_DEBUG=1)"
+    parser.add_argument("--debug", action="store_true", help=debug)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"bench.commands.{name}").add_parser(sub)
+    for command in sub.choices.values():  # also accepted after the command
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug)
     return parser
 
 
+def one_line(text: str) -> str:
+    """``text`` with its lines joined by spaces (messages of libraries may span several)."""
+    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``"cannot write PATH: Permission denied"``-style text naming the path(s) of ``exc``."""
+    reason = exc.strerror or one_line(str(exc)) or type(exc).__name__
+    if exc.filename is None:
+        return f"{reason} ({type(exc).__name__})"
+    paths = f"{exc.filename}" + (f" -> {exc.filename2}" if exc.filename2 is not None else "")
+    return f"{paths}: {reason}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command; returns the exit status (see module doc)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a bad flag already reported in one line
+        return int(exc.code or 0)
+    prog = f"skd-bench {args.command}"
+    if args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+        return int(args.func(args) or 0)
     try:
         return int(args.func(args) or 0)
     except SkdError as exc:
-        print(f"skd-bench {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"{prog}: error: {describe_os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"skd-bench {args.command}: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        print(f"{prog}: internal error: {type(exc).__name__}: {one_line(exc)} (rerun with --debug or "
+              f"{DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
+        return 1

@@ -110,11 +110,11 @@ def load_grid(path: str | Path, profile: str | None = None, overrides: Mapping[s
     try:
         spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+        raise ConfigError(f"{path}: not a UTF-8 text file (byte {exc.start}); a grid spec is YAML text") from None
     except OSError as exc:
         raise ConfigError(f"cannot read grid file {path}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
     if not isinstance(spec, dict):
         raise ConfigError(f"{path}: a grid spec must be a mapping of keys, got {type(spec).__name__}")
     try:
@@ -133,8 +133,7 @@ def _expand(spec: dict[str, Any], path: Path, profile: str | None, overrides: Ma
     profile_name = profile or _typed(spec, "profile", str, "cpu")
     tasks = _typed(spec, "tasks", list, ["denoise25"])
     seeds = _typed(spec, "seeds", list, [0, 1, 2])
-    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds) \
-            or len(set(seeds)) != len(seeds):
+    if not seeds or not all(type(s) is int and s >= 0 for s in seeds) or len(set(seeds)) != len(seeds):
         raise ConfigError(f"key 'seeds' must be a non-empty list of distinct integers >= 0, got {seeds!r}")
     if not tasks or not all(isinstance(t, str) for t in tasks):
         raise ConfigError(f"key 'tasks' must be a non-empty list of task names, got {tasks!r}")

@@ -20,9 +20,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from skd_core.errors import ConfigError, check_keys
+from skd_core.data import LAYOUTS, TASKS
+from skd_core.errors import ConfigError, check_keys, unknown
+from skd_core.models import MODELS
 from skd_core.registry import Registry
-from skd_core.train.config import TrainConfig
+from skd_core.train.config import TrainConfig, check_eval_side, is_int
 
 
 @dataclass(frozen=True)
@@ -58,31 +60,62 @@ class Profile:
         return TrainConfig.from_dict({**self.teacher_train.to_dict(), **changes}, where=where)
 
     def override(self, overrides: Mapping[str, Any], where: str = "profile overrides") -> Profile:
-        """A copy with ``overrides`` applied; ``teacher_train``/``student_train`` merge key by key."""
+        """A copy with ``overrides`` applied; ``teacher_train``/``student_train`` merge key by key,
+        ``method_options``/``teacher_task_train`` entry by entry. Every value is type-checked here,
+        once; an error names ``where.key`` (a task's teacher schedule is checked in full)."""
         names = [f.name for f in dataclasses.fields(self)]
         check_keys(overrides, names, "profile key", where)
         changes: dict[str, Any] = {}
         for key, value in overrides.items():
-            if key in ("teacher_train", "student_train"):
+            at = f"{where}.{key}"
+            if key in ("teacher_train", "student_train", "method_options", "teacher_task_train"):
                 if not isinstance(value, Mapping):
-                    raise ConfigError(f"{where}: {key} must be a mapping, got {value!r}")
-                base = getattr(self, key).to_dict()
-                changes[key] = TrainConfig.from_dict({**base, **value}, where=f"{where}.{key}")
-            elif key == "method_options":
-                if not isinstance(value, Mapping) or not all(isinstance(v, Mapping) for v in value.values()):
-                    raise ConfigError(f"{where}: method_options must map a method to its options, "
-                                      f"e.g. {{skd: {{alpha3: 0.05}}}}, got {value!r}")
-                merged = dict(self.method_options)
-                for method, options in value.items():
-                    merged[method] = {**merged.get(method, {}), **options}
-                changes[key] = merged
-            elif key == "teacher_task_train":
-                changes[key] = {**self.teacher_task_train, **value}
-            elif key == "throughput_size":
-                changes[key] = tuple(value)
+                    raise ConfigError(f"{at} must be a mapping, got {value!r}")
+                if key in ("teacher_train", "student_train"):
+                    changes[key] = TrainConfig.from_dict({**getattr(self, key).to_dict(), **value}, where=at)
+                elif key == "method_options":
+                    if not all(isinstance(v, Mapping) for v in value.values()):
+                        raise ConfigError(f"{at} must map a method to its options, e.g. {{skd: {{alpha3: 0.05}}}}, "
+                                          f"got {value!r}")
+                    merged = dict(self.method_options)
+                    for method, options in value.items():
+                        merged[method] = {**merged.get(method, {}), **options}
+                    changes[key] = merged
+                else:
+                    changes[key] = {**getattr(self, key), **value}
             else:
-                changes[key] = value
-        return dataclasses.replace(self, **changes)
+                changes[key] = _checked(key, value, at)
+        profile = dataclasses.replace(self, **changes)
+        for task, train in profile.teacher_task_train.items():
+            at = f"{where}.teacher_task_train.{task}"
+            if not isinstance(task, str) or task not in TASKS:
+                raise unknown("task", str(task), TASKS.names(), f"{where}.teacher_task_train")
+            if not isinstance(train, Mapping):
+                raise ConfigError(f"{at} must be a mapping of train keys, got {train!r}")
+            TrainConfig.from_dict({**profile.teacher_train.to_dict(), **train}, where=at)
+        return profile
+
+
+def _checked(key: str, value: Any, at: str) -> Any:
+    """A scalar profile value checked (and normalised: ``throughput_size`` as a tuple)."""
+    if key in ("teacher", "student"):
+        if not isinstance(value, str) or value not in MODELS:
+            raise unknown("model preset", str(value), MODELS.names(), at)
+    elif key == "layout" and value is not None:
+        if not isinstance(value, str) or value not in LAYOUTS:
+            raise unknown("dataset layout", str(value), LAYOUTS.names(), at)
+    elif key == "teacher_checkpoint":
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{at} must be a file path or null, got {value!r}")
+    elif key == "eval_max_side":
+        check_eval_side(value, at)
+    elif key == "throughput_size":
+        if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(is_int(v) and v > 0 for v in value):
+            raise ConfigError(f"{at} must be two positive integers [H, W], got {value!r}")
+        return tuple(value)
+    elif not isinstance(value, str):  # name, description, train_data, test_data
+        raise ConfigError(f"{at} must be a string, got {value!r}")
+    return value
 
 
 PROFILES: Registry[Profile] = Registry("profile")

@@ -45,6 +45,8 @@ PEAK = 255.0
 #: BT.601 limited-range luma weights for R, G, B in [0, 1], and its offset (0-255 scale)
 Y_WEIGHTS = (65.481, 128.553, 24.966)
 Y_OFFSET = 16.0
+#: side of SSIM's Gaussian window: smaller images (after ``crop_border``) cannot be scored
+SSIM_WINDOW = 11
 
 
 class ImageError(SkdError, ValueError):
@@ -107,8 +109,9 @@ def ssim(a: np.ndarray, b: np.ndarray, *, color: str = "rgb", crop_border: int =
     """SSIM in [-1, 1] of ``a`` against ``b`` (BasicSR ``calculate_ssim``; module doc). Images
     smaller than 11 x 11 after cropping cannot be scored."""
     a, b = _prepare(a, b, color, crop_border)
-    if min(a.shape[:2]) < 11:
-        raise ImageError(f"SSIM needs at least 11x11 pixels after cropping, got {a.shape[0]}x{a.shape[1]}")
+    if min(a.shape[:2]) < SSIM_WINDOW:
+        raise ImageError(f"SSIM needs at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels after cropping, "
+                         f"got {a.shape[0]}x{a.shape[1]}")
     return float(structural_similarity(
         a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=PEAK,
         channel_axis=-1 if a.ndim == 3 else None,

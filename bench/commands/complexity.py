@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from tabulate import tabulate
 
+from bench.argtypes import POSITIVE
 from bench.output import emit
 from skd_core.complexity.env import input_shape
 from skd_core.complexity.macs import COUNTER, TORCH_COUNTER, count_macs
@@ -33,12 +34,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--models", help="comma-separated model presets (see `skd-bench models`)")
     which.add_argument("--all", action="store_true", help="every registered preset")
-    p.add_argument("--size", nargs=2, type=int, default=(256, 256), metavar=("H", "W"),
+    p.add_argument("--size", nargs=2, type=POSITIVE, default=(256, 256), metavar=("H", "W"),
                    help="input height and width in pixels (default 256 256)")
-    p.add_argument("--batch", type=int, default=1, help="batch size of the counted input (default 1)")
+    p.add_argument("--batch", type=POSITIVE, default=1, help="batch size of the counted input (default 1)")
     p.add_argument("--attention-impl", choices=ATTENTION_IMPLS,
                    help="override the Restormer attention implementation (MACs do not change)")
-    p.add_argument("--by-module", type=int, metavar="DEPTH",
+    p.add_argument("--by-module", type=POSITIVE, metavar="DEPTH",
                    help="also give MACs per module down to this depth of the dotted path (JSON only)")
     p.add_argument("--cross-check", action="store_true",
                    help="also count FLOPs with torch.utils.flop_counter on meta tensors")

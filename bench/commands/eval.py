@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bench.argtypes import eval_side
 from bench.output import emit
 from skd_core.atomic import atomic_write_json
 from skd_core.complexity.env import resolve_device
 from skd_core.data import get_task, load_pairs, parse_spec
 from skd_core.errors import ConfigError
 from skd_core.models import build_model, load_checkpoint
+from skd_core.train.config import MIN_EVAL_SIDE
 from skd_core.train.evaluate import evaluate
 
 
@@ -21,7 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="embedded:TASK or folder:PATH")
     p.add_argument("--task", default=None, help="task of a folder set (decides Y vs RGB scoring)")
     p.add_argument("--layout", default=None, help="folder layout preset (default: detected)")
-    p.add_argument("--max-side", type=int, default=0, help="centre-crop images to this side (0: whole)")
+    p.add_argument("--max-side", type=eval_side, default=0,
+                   help=f"centre-crop images to this side (0: whole, default; else >= {MIN_EVAL_SIDE})")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=None, help="also write the JSON result here")
     p.add_argument("--json", action="store_true", help="print JSON (per-image and mean)")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bench.argtypes import NON_NEGATIVE
 from bench.output import emit
 from skd_core.metrics import psnr_ssim, read_pair
 
@@ -18,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("restored", type=Path, help="restored image file (8-bit PNG, JPEG, ...)")
     p.add_argument("reference", type=Path, help="ground-truth image file of the same size")
     p.add_argument("--y", action="store_true", help="score BT.601 limited-range Y (deraining), not RGB")
-    p.add_argument("--crop-border", type=int, default=0, metavar="N", help="pixels cropped from each side")
+    p.add_argument("--crop-border", type=NON_NEGATIVE, default=0, metavar="N", help="pixels cropped from each side")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
 

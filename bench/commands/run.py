@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bench.argtypes import POSITIVE, folder
 from bench.grid import load_grid
 from bench.output import emit
 from bench.overrides import parse_overrides
 from bench.runner import EXECUTORS, run_grids
+from skd_core.complexity.env import resolve_device
 
 DEFAULT_RUNS = Path("runs")
 
@@ -18,7 +20,7 @@ def add_grid_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default=None, help="replace the specs' profile (smoke, cpu, paper)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="profile override for every cell, e.g. student_train.steps=50")
-    p.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS, help="record store (default runs/)")
+    p.add_argument("--runs-dir", type=folder, default=DEFAULT_RUNS, help="record store (default runs/)")
 
 
 def load_grids(args: argparse.Namespace) -> list:
@@ -31,8 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_grid_args(p)
     p.add_argument("--executor", choices=EXECUTORS, default="local")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local one)")
-    p.add_argument("--workers", type=int, default=1, help="parallel cells (CPU threads are split among them)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--workers", type=POSITIVE, default=1, help="parallel cells (CPU threads are split among them)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda[:i] or auto (default cpu)")
     p.add_argument("--force", action="store_true", help="rerun finished cells")
     p.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
                    help="run only matching cells (label, task, seed, method, student, id or an option)")
@@ -42,11 +44,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # a GPU missing here is one line, not a failed cell each; Ray workers may have GPUs that this node lacks
+    device = str(resolve_device(args.device)) if args.executor == "local" else args.device
     grids = load_grids(args)
-    summary = run_grids(grids, args.runs_dir, executor=args.executor, workers=args.workers, device=args.device,
+    summary = run_grids(grids, args.runs_dir, executor=args.executor, workers=args.workers, device=device,
                         force=args.force, only=args.only, progress=not args.no_progress, address=args.address)
     emit({"grids": ", ".join(g.study for g in grids), "done": summary.done, "failed": summary.failed,
           "already_done": summary.skipped, "running_elsewhere": summary.busy,
           "wall_s": round(summary.seconds, 1), "executor": args.executor, "workers": args.workers,
-          "device": args.device}, args.json)
+          "device": device}, args.json)
     return 1 if summary.failed else 0

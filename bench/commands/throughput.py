@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from bench.argtypes import NON_NEGATIVE, POSITIVE
 from bench.commands.complexity import model_names
 from bench.output import emit
 from skd_core.complexity.env import DTYPES, check_dtype, input_shape, resolve_device
@@ -25,17 +26,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--models", help="comma-separated presets; the first is the reference for speed-ups")
     which.add_argument("--all", action="store_true", help="every registered preset")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:i] (default cpu)")
-    p.add_argument("--batch", type=int, nargs="+", default=[1], metavar="B", help="batch size(s): a sweep")
-    p.add_argument("--size", nargs=2, type=int, default=(128, 128), metavar=("H", "W"),
+    p.add_argument("--batch", type=POSITIVE, nargs="+", default=[1], metavar="B", help="batch size(s): a sweep")
+    p.add_argument("--size", nargs=2, type=POSITIVE, default=(128, 128), metavar=("H", "W"),
                    help="input height and width in pixels (default 128 128)")
     p.add_argument("--dtype", choices=DTYPES, default="fp32",
                    help="fp32 (TF32 off), tf32 (CUDA only) or bf16 (autocast); default fp32")
     p.add_argument("--channels-last", action="store_true", help="model and input in channels_last")
     p.add_argument("--compile", nargs="?", const="default", choices=COMPILE_MODES, metavar="MODE",
                    help=f"torch.compile the model (mode: {', '.join(COMPILE_MODES)}; default 'default')")
-    p.add_argument("--warmup", type=int, default=3, help="untimed forward passes first (default 3)")
-    p.add_argument("--repeats", type=int, default=10, help="timed forward passes (default 10)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's current setting)")
+    p.add_argument("--warmup", type=NON_NEGATIVE, default=3, help="untimed forward passes first (default 3)")
+    p.add_argument("--repeats", type=POSITIVE, default=10, help="timed forward passes (default 10)")
+    p.add_argument("--threads", type=POSITIVE, help="torch CPU threads (default: torch's current setting)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory pass")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bench.argtypes import NON_NEGATIVE, folder
 from bench.jobs import StudentJob, ensure_teacher, run_student
 from bench.output import emit
 from bench.overrides import parse_overrides
@@ -23,8 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task", default="denoise25", help="restoration task (default denoise25)")
     p.add_argument("--profile", default="cpu", help="scale profile: smoke, cpu (default) or paper")
     p.add_argument("--student", default=None, help="student preset (default: the profile's)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--teacher-seed", type=int, default=0)
+    p.add_argument("--seed", type=NON_NEGATIVE, default=0, help="student seed (default 0)")
+    p.add_argument("--teacher-seed", type=NON_NEGATIVE, default=0, help="teacher seed (default 0)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="distillation option, e.g. mca_dims=channel (repeatable)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -32,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plugin", action="append", default=[], metavar="FILE.py|MODULE",
                    help="import this file or module first (it may register models and methods; repeatable)")
     p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
-    p.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS, help="where runs are stored (default runs/)")
+    p.add_argument("--runs-dir", type=folder, default=DEFAULT_RUNS, help="where runs are stored (default runs/)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     p.add_argument("--json", action="store_true", help="print the whole record as JSON")
     p.set_defaults(func=run)

@@ -16,7 +16,10 @@ starting amount -- ``start_bytes``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -70,6 +73,21 @@ def tensor_bytes(tensors: Iterable[torch.Tensor]) -> int:
     return sum(seen.values())
 
 
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """File descriptor 2 goes to ``/dev/null`` for the block (what C++ code writes there too), then back."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def measure_peak(fn: Callable[[], object], device: torch.device, live: Iterable[torch.Tensor] = ()) -> PeakMemory:
     """Peak tensor memory while ``fn()`` runs on ``device`` (see module doc). ``live``: on CPU, the
     tensors alive at the start (on CUDA the allocator knows them)."""
@@ -81,8 +99,14 @@ def measure_peak(fn: Callable[[], object], device: torch.device, live: Iterable[
         torch.cuda.synchronize(device)
         return PeakMemory(torch.cuda.max_memory_allocated(device), start, CUDA_METHOD)
     start = tensor_bytes(live)
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+    with quiet_stderr():  # kineto prints "USDT: ... profiler_start" (and _stop) on fd 2
+        prof.start()
+    try:
         fn()
+    finally:
+        with quiet_stderr():
+            prof.stop()
     events = sorted(
         (e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]" and e.device_type().name == "CPU"),
         key=lambda e: e.start_ns(),

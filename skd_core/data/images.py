@@ -4,10 +4,17 @@ PNG/JPEG/BMP/... are read with Pillow, TIFF with ``tifffile`` (a scikit-image de
 8-bit images are divided by 255 and 16-bit ones by 65535; grey becomes RGB by repetition; an alpha
 channel is dropped; palette images are expanded. Pillow reads 16-bit *colour* PNGs at 8-bit
 precision (16-bit grey PNGs and 16-bit TIFFs keep full precision).
+
+Sizes are checked on the header, before any pixel is decoded: an image of more than
+:data:`MAX_PIXELS` pixels is refused with a :class:`DatasetError` naming the file (a PNG can claim
+100000 x 100000 pixels in a few bytes). Pillow's own decompression-bomb check, at a higher limit, is
+replaced by this one while a header is read, so that the message gives the size and our limit.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +24,8 @@ from PIL import Image
 from .pairs import DatasetError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+#: the largest image read, in pixels (height x width): 8192 x 8192, 768 MiB as float32 RGB
+MAX_PIXELS = 8192 * 8192
 _PIL_KEEP = {"1", "L", "RGB", "I", "F", "I;16", "I;16B", "I;16L"}  # others go to RGB(A)
 
 
@@ -44,13 +53,16 @@ def to_float_rgb(array: np.ndarray, where: str = "image") -> np.ndarray:
 
 
 def read_image(path: Path) -> np.ndarray:
-    """The image at ``path`` as float32, HWC, RGB in [0, 1]; :class:`DatasetError` if unreadable."""
+    """The image at ``path`` as float32, HWC, RGB in [0, 1]; :class:`DatasetError` if unreadable or
+    larger than :data:`MAX_PIXELS`."""
     path = Path(path)
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
-            array = tifffile.imread(path)
+            with tifffile.TiffFile(path) as tif:
+                _check_pixels(path, _tiff_size(tif))
+                array = tif.asarray()
         else:
-            with Image.open(path) as im:
+            with _pil_open(path) as im:
                 im.load()
                 if im.mode not in _PIL_KEEP:
                     im = im.convert("RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB")
@@ -61,14 +73,41 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    """``(height, width)`` of the image at ``path`` from its header (pixels not decoded)."""
+    """``(height, width)`` of the image at ``path`` from its header (pixels not decoded); a
+    :class:`DatasetError` if unreadable or larger than :data:`MAX_PIXELS`."""
     path = Path(path)
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
             with tifffile.TiffFile(path) as tif:
-                page = tif.pages[0]
-                return int(page.imagelength), int(page.imagewidth)
-        with Image.open(path) as im:
+                return _check_pixels(path, _tiff_size(tif))
+        with _pil_open(path) as im:
             return im.height, im.width
     except (OSError, ValueError, SyntaxError, tifffile.TiffFileError) as e:
         raise DatasetError(f"cannot read image {path}: {e}") from None
+
+
+def _tiff_size(tif: tifffile.TiffFile) -> tuple[int, int]:
+    page = tif.pages[0]
+    return int(page.imagelength), int(page.imagewidth)
+
+
+def _check_pixels(path: Path, size: tuple[int, int]) -> tuple[int, int]:
+    """``size`` (height, width) if it has at most :data:`MAX_PIXELS` pixels, else a :class:`DatasetError`."""
+    if size[0] * size[1] > MAX_PIXELS:
+        raise DatasetError(f"image {path} is {size[1]}x{size[0]} (WxH) pixels, more than the limit of "
+                           f"{MAX_PIXELS:,} (skd_core.data.images.MAX_PIXELS); refusing to decode it")
+    return size
+
+
+@contextlib.contextmanager
+def _pil_open(path: Path) -> Iterator[Image.Image]:
+    """``Image.open(path)`` with :data:`MAX_PIXELS` checked on the header instead of Pillow's bomb check."""
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        im = Image.open(path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    with im:
+        _check_pixels(path, (im.height, im.width))
+        yield im

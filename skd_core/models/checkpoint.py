@@ -4,10 +4,15 @@
 ``.safetensors`` with :mod:`safetensors`. Accepted layouts, tried in order: ``{"params": sd}``
 (official Restormer / BasicSR), ``{"params_ema": sd}``, ``{"state_dict": sd}``, ``{"model": sd}``,
 or a bare ``sd``. A ``module.`` prefix (DataParallel) is stripped.
+
+A file that cannot be read gives a one-line :class:`CheckpointError` with the reason: empty, not a
+torch/safetensors file at all, truncated, or holding pickled objects that safe loading refuses
+(never torch's advice to load with ``weights_only=False``, which would run the file's code).
 """
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -27,15 +32,7 @@ def read_state_dict(path: str | Path, key: str | None = None) -> dict[str, torch
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint file not found: {path}")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            obj: object = load_file(str(path))
-        else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt file, pickle with code, wrong format
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+    obj = read_safetensors(path) if path.suffix == ".safetensors" else read_torch_file(path)
     if not isinstance(obj, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, not a state_dict")
     if key is not None:
@@ -52,6 +49,45 @@ def read_state_dict(path: str | Path, key: str | None = None) -> dict[str, torch
     if bad:
         raise CheckpointError(f"checkpoint {path}: entries are not tensors: {bad[:5]}")
     return state
+
+
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a ``.safetensors`` file; a :class:`CheckpointError` with the reason otherwise."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    _check_not_empty(path)
+    try:
+        return load_file(str(path))
+    except SafetensorError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: not a valid safetensors file ({exc})") from None
+
+
+def read_torch_file(path: Path) -> object:
+    """``torch.load(path, weights_only=True)`` on CPU; a one-line :class:`CheckpointError` with the
+    reason otherwise (see module doc)."""
+    _check_not_empty(path)
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if head != b"PK" and head[:1] != b"\x80":  # torch.save writes a zip archive (before torch 1.6: a pickle)
+        raise CheckpointError(f"cannot read checkpoint {path}: not a torch (.pth/.pt) or safetensors checkpoint "
+                              f"(neither a zip archive nor a pickle)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = next((line.split("WeightsUnpickler error:", 1)[1].split(" was not an allowed")[0].strip()
+                       for line in str(exc).splitlines() if "WeightsUnpickler error:" in line), "")
+        raise CheckpointError(f"cannot read checkpoint {path}: it holds pickled objects besides tensors, which safe "
+                              f"loading (weights_only=True) refuses ({reason or 'unsupported content'}); save a "
+                              f"state_dict or a .safetensors file instead") from None
+    except Exception as exc:  # truncated zip, corrupt pickle, wrong format
+        first = str(exc).strip().split(". ")[0].splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"cannot read checkpoint {path}: corrupt or truncated ({first})") from None
+
+
+def _check_not_empty(path: Path) -> None:
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"cannot read checkpoint {path}: file is empty")
 
 
 def check_fits(model: nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:

@@ -12,14 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from ..atomic import atomic_write
-from ..models.checkpoint import CheckpointError, check_fits
+from ..models.checkpoint import CheckpointError, check_fits, read_safetensors, read_torch_file
 
 WEIGHTS = "weights.safetensors"
 STATE = "state.pt"
+_STATE_KEYS = ("step", "history", "seconds", "optimizer", "scheduler", "rng_torch", "rng_cuda")
 
 
 @dataclass
@@ -60,11 +61,10 @@ def has_checkpoint(folder: Path) -> bool:
 
 def load_checkpoint_into(folder: Path, module: nn.Module, opt: torch.optim.Optimizer, sched: Any) -> TrainState:
     """Restore weights, optimizer, scheduler and RNG state from ``folder``."""
-    try:
-        weights = load_file(str(folder / WEIGHTS))
-        payload = torch.load(folder / STATE, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"cannot read training checkpoint in {folder}: {exc}") from exc
+    weights = read_safetensors(folder / WEIGHTS)
+    payload = read_torch_file(folder / STATE)
+    if not isinstance(payload, dict) or not set(_STATE_KEYS) <= set(payload):
+        raise CheckpointError(f"training checkpoint {folder / STATE} is not a state written by this loop")
     check_fits(module, weights, source=f"training checkpoint {folder / WEIGHTS}")
     module.load_state_dict(weights, strict=True)
     opt.load_state_dict(payload["optimizer"])

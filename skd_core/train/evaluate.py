@@ -3,7 +3,8 @@
 Scores follow :mod:`skd_core.metrics` (BasicSR semantics: clamp to [0, 1], uint8 quantisation,
 float64, peak 255). The task decides the colour space (``y`` for deraining, ``rgb`` otherwise)
 and ``crop_border``. ``max_side`` > 0 centre-crops each pair to at most that side (a multiple of
-8) first, for quick validation; the crop is recorded with the scores.
+8) first, for quick validation; the crop is recorded with the scores. An image too small to score
+(under SSIM's 11-pixel window after cropping) is a :class:`DatasetError` naming its file.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import ImagePair, TaskInfo, pad_to_multiple, unpad
-from ..metrics import psnr_ssim, quantize
+from ..data import DatasetError, ImagePair, TaskInfo, pad_to_multiple, unpad
+from ..metrics import SSIM_WINDOW, psnr_ssim, quantize
 
 
 @dataclass
@@ -71,6 +72,7 @@ def evaluate(
         lq, gt = pair.lq, pair.gt
         if max_side:
             lq, gt = centre_crop(lq, max_side), centre_crop(gt, max_side)
+        _check_scorable(pair, gt.shape[:2], task.crop_border, max_side)
         out = restore(model, lq, device)
         scores = psnr_ssim(out, gt, color=task.color_space, crop_border=task.crop_border)
         base = psnr_ssim(lq, gt, color=task.color_space, crop_border=task.crop_border)
@@ -82,3 +84,15 @@ def evaluate(
     mean = {k: float(np.mean([r[k] for r in rows])) for k in ("psnr", "ssim", "input_psnr", "input_ssim")}
     return EvalResult(**mean, per_image=rows, color=task.color_space, crop_border=task.crop_border,
                       max_side=max_side, kept=kept)
+
+
+def _check_scorable(pair: ImagePair, size: tuple[int, ...], crop_border: int, max_side: int) -> None:
+    """A :class:`DatasetError` naming ``pair``'s file when ``size`` (after any centre crop) minus the
+    crop border is under SSIM's window."""
+    if min(size) - 2 * crop_border >= SSIM_WINDOW:
+        return
+    where = pair.gt_path or pair.lq_path or repr(pair.name)
+    cropped = f" after the centre crop to {max_side}" if max_side else ""
+    border = f" plus a crop border of {crop_border} on each side" if crop_border else ""
+    raise DatasetError(f"image {where} is {size[1]}x{size[0]} (WxH) pixels{cropped}; scoring needs at least "
+                       f"{SSIM_WINDOW}x{SSIM_WINDOW}{border} (SSIM's window)")

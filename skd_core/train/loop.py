@@ -3,13 +3,22 @@
 Determinism: batch ``k`` is made of dataset items ``k*B .. k*B+B-1`` and every item is a pure
 function of (dataset seed, index), so a run resumed from a checkpoint at step ``k`` sees exactly
 the batches an uninterrupted run sees; with the optimizer, scheduler and RNG state restored, CPU
-runs end bit-identical.
+runs end bit-identical. That holds whatever step a checkpoint was written at, so besides every
+``cfg.checkpoint_every`` steps a checkpoint is also written every :data:`CHECKPOINT_SECONDS` of wall
+time: a long run killed at any point loses at most that much. The wall-time cadence is an argument
+of :func:`fit`, not a :class:`TrainConfig` field, because it cannot change results (configs are hashed
+into result ids).
+
+Progress: on a terminal a per-step bar; otherwise (a log file, a batch job) one line on stderr every
+:data:`LOG_SECONDS`, e.g. ``teacher teacher-cpu denoise25 seed 0: step 120/600, loss 0.0412,
+elapsed 1m02s, ETA 4m08s``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +38,10 @@ from .schedule import build_optimizer, build_scheduler
 LOG_POINTS = 100
 #: the probe runs at this many evenly spaced steps after step 0 (so at step 0 and the last step too)
 PROBE_POINTS = 10
+#: a checkpoint is also written after the step that ends this many seconds of wall time since the last one
+CHECKPOINT_SECONDS = 300.0
+#: without the per-step bar, a progress line goes to stderr this often (seconds)
+LOG_SECONDS = 60.0
 
 
 class NonFiniteLossError(SkdError, FloatingPointError):
@@ -61,13 +74,18 @@ def fit(
     probe: Callable[[], dict[str, float]] | None = None,
     progress: bool = True,
     desc: str = "train",
+    checkpoint_seconds: float | None = CHECKPOINT_SECONDS,
+    log_seconds: float | None = LOG_SECONDS,
 ) -> FitResult:
     """Optimise ``distiller`` (its ``forward(lq, gt)`` returns ``.loss`` and ``.terms``) for
     ``cfg.steps`` steps; checkpoints go to ``run_dir/checkpoint``. ``validate()`` returns the
     validation PSNR in dB and is called every ``cfg.val_every`` steps. ``probe()`` returns named
     measurements (e.g. ``{"sim/latent": 0.8}``) logged as ``{"step": s, **probe()}`` before the first
     step (``s = 0``) and after :data:`PROBE_POINTS` evenly spaced steps, the last included; it runs
-    with the global RNG forked, so it cannot change the training."""
+    with the global RNG forked, so it cannot change the training. Besides every ``cfg.checkpoint_every``
+    steps, a checkpoint is written every ``checkpoint_seconds`` of wall time; when the per-step bar is
+    not shown (``progress=False`` or not a terminal), a progress line goes to stderr every
+    ``log_seconds`` (``None`` disables either)."""
     device = torch.device(device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -88,11 +106,12 @@ def fit(
     probe_steps = {round(k * cfg.steps / PROBE_POINTS) for k in range(PROBE_POINTS + 1)} if probe else set()
     if state.step == 0 and 0 in probe_steps:
         state.history.append(_probed(0, probe, device))
-    # the per-step bar shows on a terminal only (disable=None); logs get the grid-level bar
+    # the per-step bar shows on a terminal only (disable=None); elsewhere, progress lines every log_seconds
     bar = tqdm(total=cfg.steps, initial=state.step, desc=desc, disable=None if progress else True, leave=False,
                dynamic_ncols=True)
-    t0 = time.perf_counter()
+    t0 = last_checkpoint = last_log = time.perf_counter()
     seconds_before = state.seconds
+    log = log_seconds is not None and bar.disable
     for step in range(state.step, cfg.steps):
         lq, gt = (t.to(device, non_blocking=True) for t in batch_at(dataset, step, cfg.batch))
         distiller.train()
@@ -117,9 +136,17 @@ def fit(
         if done in probe_steps:
             state.history.append(_probed(done, probe, device))
         bar.update(1)
-        if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.steps:
-            state.step, state.seconds = done, seconds_before + time.perf_counter() - t0
+        now = time.perf_counter()
+        if log and now - last_log >= log_seconds:
+            last_log = now
+            eta = (now - t0) / (done - resumed_from) * (cfg.steps - done)
+            print(progress_line(desc, done, cfg.steps, loss.item(), seconds_before + now - t0, eta),
+                  file=sys.stderr, flush=True)
+        due = checkpoint_seconds is not None and now - last_checkpoint >= checkpoint_seconds
+        if done < cfg.steps and (due or (cfg.checkpoint_every and done % cfg.checkpoint_every == 0)):
+            state.step, state.seconds = done, seconds_before + now - t0
             save_checkpoint(ckpt_dir, distiller, opt, sched, state)
+            last_checkpoint = time.perf_counter()
     bar.close()
     state.step = cfg.steps
     state.seconds = seconds_before + time.perf_counter() - t0
@@ -127,9 +154,23 @@ def fit(
     return FitResult(cfg.steps, state.seconds, state.history, resumed_from)
 
 
+def progress_line(desc: str, done: int, total: int, loss: float, elapsed: float, eta: float) -> str:
+    """``"DESC: step 120/600, loss 0.0412, elapsed 1m02s, ETA 4m08s"`` (``elapsed``: training wall
+    time so far, resumed segments included; ``eta``: seconds left at this process's rate)."""
+    return f"{desc}: step {done}/{total}, loss {loss:.4g}, elapsed {_clock(elapsed)}, ETA {_clock(eta)}"
+
+
+def _clock(seconds: float) -> str:
+    """``62.3`` -> ``"1m02s"``; ``3725`` -> ``"1h02m05s"``."""
+    s = round(seconds)
+    h, m = divmod(s // 60, 60)
+    return f"{h}h{m:02d}m{s % 60:02d}s" if h else f"{m}m{s % 60:02d}s"
+
+
 def _probed(step: int, probe: Callable[[], dict[str, float]], device: torch.device) -> dict[str, float]:
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         return {"step": step, **probe()}
 
 
-__all__ = ["FitResult", "NonFiniteLossError", "batch_at", "fit", "save_weights"]
+__all__ = ["CHECKPOINT_SECONDS", "LOG_SECONDS", "FitResult", "NonFiniteLossError", "batch_at", "fit",
+           "progress_line", "save_weights"]
