@@ -14,20 +14,23 @@ from __future__ import annotations
 import errno
 import functools
 import json
+import math
 import os
 import re
 import shlex
+import shutil
 import signal
 import struct
 import subprocess
 import sys
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -129,6 +132,14 @@ def denied(target: str) -> Callable[[pytest.MonkeyPatch], None]:
     def fail(path: Path, *args: object, **kwargs: object) -> None:
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
     return lambda mp: mp.setattr(target, fail)
+
+
+def unwritable_folders(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No file can be created in any folder (as in a read-only one; root may write anywhere, so the
+    real thing is shown by :func:`test_unwritable_runs_folder` with ``chattr +i``)."""
+    def fail(*args: object, dir: str | None = None, **kwargs: object) -> None:  # noqa: A002 -- mkstemp's name
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(dir))
+    monkeypatch.setattr("tempfile.mkstemp", fail)
 
 
 EVAL = "eval --model student-smoke --checkpoint {tmp}/student.safetensors"
@@ -255,6 +266,14 @@ CASES: list[Case] = [
     Case("os-read-only-output", f"{EVAL} --data embedded:denoise25 --max-side 32 --out {{tmp}}/ro/eval.json",
          ("{tmp}/ro/eval.json: Permission denied",), setup=student,
          patch=denied("bench.commands.eval.atomic_write_json")),
+    # --- the run store ------------------------------------------------------------------------------
+    *[Case(f"store-runs-dir-a-file-{command}", f"{command} {{grid}} --runs-dir {{tmp}}/f",
+           ("runs folder {tmp}/f is a file, not a folder",), setup=write("f", ""))
+      for command in ("run", "status", "report")],
+    Case("store-runs-dir-not-writable", "run {grid} --runs-dir {runs} --no-progress",
+         ("runs folder {runs} is not writable", "Permission denied"), patch=unwritable_folders),
+    Case("store-only-matches-no-cell", "run {grid} --runs-dir {runs} --only seed=99",
+         ("--only seed=99 matches no cell of {grid}",)),
     # --- internal errors and Ctrl-C ---------------------------------------------------------------
     Case("internal-error", "models", ("models: internal error: TypeError: boom", "rerun with --debug", "SKD_DEBUG=1"),
          code=1, patch=raises("bench.commands.models.count_params", TypeError("boom"))),
@@ -339,7 +358,7 @@ def test_training_without_a_terminal_logs_progress_lines(monkeypatch: pytest.Mon
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     from skd_core.train.loop import fit
 
-    monkeypatch.setattr("bench.jobs.fit", functools.partial(fit, log_seconds=0))  # a line after every step
+    monkeypatch.setattr("skd_core.train.runs.fit", functools.partial(fit, log_seconds=0))  # a line after every step
     assert main(["train", "--role", "teacher", "--profile", "smoke", "--set", "teacher_train.steps=3",
                  "--runs-dir", str(tmp_path)]) == 0
     lines = capsys.readouterr().err.strip().splitlines()
@@ -374,3 +393,150 @@ def test_teacher_killed_mid_training_resumes_bit_identical(tmp_path: Path) -> No
     assert straight.name == folder.name
     a, b = load_file(str(straight / "model.safetensors")), load_file(str(folder / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# --- the run store: a finished grid of two seeds damaged, then status, report and run ------------
+# (each test works on a private copy; a damaged record is shown by path, never averaged, set aside
+# and redone by ``run``, and no other finished record changes)
+
+STORE_GRID = """\
+study: store
+profile: smoke
+tasks: [denoise25]
+seeds: [0, 1]
+base: {method: skd}
+axes: {options.mca_dims: [none]}
+"""
+
+
+@pytest.fixture(scope="module")
+def store_finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A runs folder where the tiny grid (2 SKD cells, 2 scratch cells, a teacher) has finished."""
+    root = tmp_path_factory.mktemp("finished")
+    (root / "store.yaml").write_text(STORE_GRID)
+    assert main(["run", str(root / "store.yaml"), "--runs-dir", str(root / "runs"), "--no-progress"]) == 0
+    return root
+
+
+@pytest.fixture
+def runs(store_finished: Path, tmp_path: Path) -> Iterator[Path]:
+    """A private copy of the finished runs folder (``spec`` beside it as ``store.yaml``)."""
+    shutil.copy(store_finished / "store.yaml", tmp_path / "store.yaml")
+    shutil.copytree(store_finished / "runs", tmp_path / "runs")
+    yield tmp_path / "runs"
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _status(capsys: pytest.CaptureFixture[str], runs: Path) -> dict[str, dict]:
+    code, out, _ = _cli(capsys, "status", str(runs.parent / "store.yaml"), "--runs-dir", str(runs), "--json")
+    assert code == 0
+    return {r["id"]: r for r in json.loads(out[out.index("["):])}
+
+
+def _records(runs: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in runs.rglob("record.json")}
+
+
+def _cell(runs: Path, capsys: pytest.CaptureFixture[str], label: str = "mca_dims=none", seed: int = 1) -> Path:
+    row = next(r for r in _status(capsys, runs).values() if r["label"] == label and r["seed"] == seed)
+    return runs / "cells" / row["id"]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "a list"])
+def test_corrupt_record_is_shown_set_aside_and_redone(runs: Path, capsys, damage: str) -> None:
+    cell = _cell(runs, capsys)
+    record = cell / "record.json"
+    good = json.loads(record.read_text())
+    others = {p: b for p, b in _records(runs).items() if p != record}
+    if damage == "truncated":
+        os.truncate(record, 300)
+    else:
+        record.write_text("" if damage == "empty" else "[]")
+    row = _status(capsys, runs)[cell.name]
+    assert row["status"] == "corrupt" and str(record) in row["error"]
+    code, _, err = _cli(capsys, "report", str(runs.parent / "store.yaml"), "--runs-dir", str(runs), "--out",
+                        str(runs.parent / "results"))
+    assert code == 0, err
+    table = pd.read_csv(runs.parent / "results" / "store" / "tables" / "summary.csv").set_index("label")
+    assert table.loc["mca_dims=none", "n_done"] == 1  # the corrupt cell is not counted as finished
+    code, _, err = _cli(capsys, "run", str(runs.parent / "store.yaml"), "--runs-dir", str(runs), "--no-progress")
+    assert code == 0 and f"corrupt record {record}" in err and "set aside" in err
+    assert json.loads(record.read_text())["metrics"] == good["metrics"]  # redone, bit for bit
+    assert len(list(cell.glob("record.json.corrupt-*"))) == 1
+    assert {p: p.read_bytes() for p in others} == others  # no finished record changed
+    assert {r["status"] for r in _status(capsys, runs).values()} == {"done"}
+
+
+def test_force_only_id_on_a_corrupt_record(runs: Path, capsys) -> None:
+    cell = _cell(runs, capsys)
+    (cell / "record.json").write_text("{")
+    code, out, err = _cli(capsys, "run", str(runs.parent / "store.yaml"), "--runs-dir", str(runs), "--no-progress",
+                          "--force", "--only", f"id={cell.name}", "--json")
+    assert code == 0, err
+    assert json.loads(out)["done"] == 1 and _status(capsys, runs)[cell.name]["status"] == "done"
+
+
+def test_corrupt_teacher_record_is_set_aside_and_the_teacher_redone(runs: Path, capsys) -> None:
+    teacher = next((runs / "teachers").iterdir())
+    (teacher / "record.json").write_text("")
+    cell = _cell(runs, capsys)
+    (cell / "record.json").unlink()
+    code, _, err = _cli(capsys, "run", str(runs.parent / "store.yaml"), "--runs-dir", str(runs), "--no-progress")
+    assert code == 0, err
+    assert json.loads((teacher / "record.json").read_text())["status"] == "done"
+    assert len(list(teacher.glob("record.json.corrupt-*"))) == 1
+
+
+def test_non_finite_metric_is_a_failed_cell_never_averaged(runs: Path, capsys) -> None:
+    cell = _cell(runs, capsys)
+    record = json.loads((cell / "record.json").read_text())
+    record["metrics"]["psnr"] = math.nan
+    (cell / "record.json").write_text(json.dumps(record))
+    row = _status(capsys, runs)[cell.name]
+    assert row["status"] == "failed" and "non-finite metric psnr=nan" in row["error"]
+    assert _cli(capsys, "report", str(runs.parent / "store.yaml"), "--runs-dir", str(runs), "--out",
+                str(runs.parent / "results"))[0] == 0
+    table = pd.read_csv(runs.parent / "results" / "store" / "tables" / "summary.csv").set_index("label")
+    other = json.loads((_cell(runs, capsys, seed=0) / "record.json").read_text())["metrics"]["psnr"]
+    assert table.loc["mca_dims=none", "n_done"] == 1
+    assert table.loc["mca_dims=none", "psnr_mean"] == pytest.approx(other, abs=1e-4)  # the CSV keeps 4 decimals
+    code, _, err = _cli(capsys, "run", str(runs.parent / "store.yaml"), "--runs-dir", str(runs), "--no-progress")
+    assert code == 0, err
+    assert math.isfinite(json.loads((cell / "record.json").read_text())["metrics"]["psnr"])
+
+
+@pytest.mark.parametrize("content", ["", "{\"host\": "])
+def test_unreadable_lock_is_stale_after_a_bounded_wait(runs: Path, capsys, content: str) -> None:
+    cell = _cell(runs, capsys)
+    (cell / "record.json").unlink()
+    lock = cell / "run.lock"
+    lock.write_text(content)  # what a SIGKILL between creating and writing the lock leaves
+    assert _status(capsys, runs)[cell.name]["status"] == "running"  # its owner may still be writing it
+    old = time.time() - 60
+    os.utime(lock, (old, old))
+    assert _status(capsys, runs)[cell.name]["status"] == "pending"
+    code, out, err = _cli(capsys, "run", str(runs.parent / "store.yaml"), "--runs-dir", str(runs), "--no-progress",
+                          "--json")
+    assert code == 0 and json.loads(out)["done"] == 1, err
+    assert _status(capsys, runs)[cell.name]["status"] == "done" and not lock.exists()
+
+
+def test_unwritable_runs_folder(runs: Path, capsys) -> None:
+    before = _records(runs)
+    if subprocess.run(["chattr", "+i", str(runs)], capture_output=True).returncode != 0:
+        if os.geteuid() == 0:
+            pytest.skip("root without chattr: no way to make a folder unwritable here")
+        runs.chmod(0o555)
+    try:
+        code, _, err = _cli(capsys, "run", str(runs.parent / "store.yaml"), "--runs-dir", str(runs), "--no-progress")
+    finally:
+        subprocess.run(["chattr", "-i", str(runs)], capture_output=True)
+        runs.chmod(0o755)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert f"runs folder {runs} is not writable" in err
+    assert _records(runs) == before
