@@ -268,7 +268,7 @@ CASES: list[Case] = [
          patch=denied("bench.commands.eval.atomic_write_json")),
     # --- the run store ------------------------------------------------------------------------------
     *[Case(f"store-runs-dir-a-file-{command}", f"{command} {{grid}} --runs-dir {{tmp}}/f",
-           ("runs folder {tmp}/f is a file, not a folder",), setup=write("f", ""))
+           ("{tmp}/f", "not a folder"), setup=write("f", ""))
       for command in ("run", "status", "report")],
     Case("store-runs-dir-not-writable", "run {grid} --runs-dir {runs} --no-progress",
          ("runs folder {runs} is not writable", "Permission denied"), patch=unwritable_folders),
