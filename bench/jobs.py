@@ -10,11 +10,13 @@ computation itself is :mod:`skd_core.train.runs`.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import time
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,7 +26,7 @@ import skd_core.methods  # noqa: F401 -- registers the built-in methods
 from skd_core.data import data_fingerprint, get_task, load_pairs
 from skd_core.errors import ConfigError, SkdError
 from skd_core.methods import METHODS
-from skd_core.models import MODELS, build_model, load_checkpoint
+from skd_core.models import MODELS, CheckpointError, build_model, load_checkpoint
 from skd_core.train.checkpoint import save_weights
 from skd_core.train.evaluate import evaluate
 from skd_core.train.runs import DataSettings, RunResult, train_student, train_teacher
@@ -107,12 +109,32 @@ def teacher_config(profile: Profile, task: str, seed: int) -> dict[str, Any]:
     """A teacher's resolved config, its code identity included (so a cell's config changes with it)."""
     if profile.teacher_checkpoint:
         return {"kind": "teacher", "model": profile.teacher, "checkpoint": str(profile.teacher_checkpoint),
-                "test_data": profile.test_data, "layout": profile.layout, "eval_max_side": profile.eval_max_side}
+                "checkpoint_sha256": file_digest(profile.teacher_checkpoint), "test_data": profile.test_data,
+                "layout": profile.layout, "eval_max_side": profile.eval_max_side}
     roots = [RUN_MODULE, METHODS.get("scratch").module, MODELS.get(profile.teacher).factory.__module__]
     return {"kind": "teacher", "profile": profile.name, "model": profile.teacher, "arch": arch_config(profile.teacher),
             "task": task, "seed": seed, "train": profile.teacher_train_for(task).to_dict(),
             "train_data": profile.train_data, "test_data": profile.test_data, "layout": profile.layout,
             "eval_max_side": profile.eval_max_side, "code": code_identity(roots)}
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (a checkpoint teacher's identity: replacing the file at the same
+    path makes a new teacher); cached per process by path, size and modification time."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint file not found: {path}")
+    stat = path.stat()
+    return _digest(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
 
 
 def data_spec(spec: str, what: str) -> str:
@@ -149,7 +171,7 @@ def data_settings(profile: Profile, keep_images: Sequence[str] = ()) -> DataSett
                         keep_images=tuple(keep_images))
 
 
-def _artefacts(store: RunStore, folder: Any, result: RunResult, profile: Profile, task: str) -> dict[str, Any]:
+def _artefacts(store: RunStore, folder: Path, result: RunResult, profile: Profile, task: str) -> dict[str, Any]:
     """Keep the run's restored test images, the evaluated pairs and its diagnostics in the store;
     the record fields that point to them."""
     fields: dict[str, Any] = {"outputs": store.save_images(folder, {n: out for n, (_, _, out) in result.kept.items()})}

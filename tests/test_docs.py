@@ -350,8 +350,11 @@ def test_guide_outputs(workspace: dict) -> None:
         assert (work / "results" / study / "tables" / "summary.md").is_file(), study
     assert "paper_table/README.md" in (work / "results" / "README.md").read_text()
     assert (work / "rain100h_scores.json").is_file()
-    manifest = json.loads((work / "runs" / "grids" / "my_students.json").read_text())
+    [manifest] = [json.loads(p.read_text()) for p in (work / "runs" / "grids" / "my_students").glob("*.json")]
     assert {c["student"] for c in manifest["cells"]} == {"student-w12-d1111"}
+    l2 = next(c for c in manifest["cells"] if c["method"] == "output_l2")
+    assert l2["options"] == {"output_l2_weight": 0.25}  # the plugin method's own option
+    assert (work / "results" / "my_students" / "tables" / "summary.md").is_file()
 
 
 # --- the runner itself ---------------------------------------------------------------------------

@@ -140,6 +140,19 @@ def test_official_checkpoint_is_the_paper_teacher(tmp_path: Path):
         assert torch.equal(a, b), name
 
 
+def test_a_replaced_checkpoint_file_is_a_new_teacher(tmp_path: Path):
+    from bench.jobs import teacher_id
+
+    path = tmp_path / "teacher.pth"
+    torch.save({"params": build_model("teacher-smoke").state_dict()}, path)
+    profile = get_profile("smoke").override({"teacher_checkpoint": str(path)})
+    first = teacher_id(profile, "denoise25", 0)
+    assert teacher_id(profile, "denoise25", 0) == first
+    torch.manual_seed(1)
+    torch.save({"params": build_model("teacher-smoke").state_dict()}, path)  # other weights, same path
+    assert teacher_id(profile, "denoise25", 0) != first
+
+
 def test_wrong_teacher_checkpoint_names_keys(tmp_path: Path):
     path = tmp_path / "student.pth"
     torch.save({"params": build_model("student-smoke").state_dict()}, path)
