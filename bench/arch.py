@@ -9,6 +9,7 @@ grid's manifest, so reports read measurements without recomputing keys.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 
 import torch
@@ -55,5 +56,14 @@ def measure_arch(model: str, size: tuple[int, int], store: RunStore, device: str
 
 
 def measure_all(models: Iterable[tuple[str, tuple[int, int]]], store: RunStore, device: str = "cpu") -> dict[str, str]:
-    """``model -> key`` of each ``(model, (H, W))`` measured (once each)."""
-    return {m: measure_arch(m, tuple(s), store, device) for m, s in dict.fromkeys(models)}
+    """``model -> key`` of each ``(model, (H, W))`` measured (once each); a model whose measurement
+    fails is left out with one line on stderr (its cells' results stand; the report says what is
+    missing)."""
+    keys = {}
+    for model, size in dict.fromkeys(models):
+        try:
+            keys[model] = measure_arch(model, tuple(size), store, device)
+        except Exception as exc:
+            print(f"skd-bench: measuring {model} at {size[0]}x{size[1]} failed: {type(exc).__name__}: {exc}",
+                  file=sys.stderr)
+    return keys

@@ -62,12 +62,11 @@ class CodeIndex:
                         return candidate
             return None
         if top in self.plugin_packages:
-            spec = importlib.util.find_spec(module)
+            try:
+                spec = importlib.util.find_spec(module)
+            except (ImportError, ValueError):  # e.g. a name imported from a module, not a module
+                return None
             return Path(spec.origin) if spec and spec.origin and spec.origin.endswith(".py") else None
-        for path in self.plugin_files.values():  # a bare import of a file beside a plugin file
-            sibling = path.parent / f"{module}.py"
-            if "." not in module and sibling.is_file():
-                return sibling
         return None
 
     def _imports(self, module: str, path: Path) -> set[str]:
@@ -86,6 +85,12 @@ class CodeIndex:
                 if node.module:
                     found.add(base)
                 found.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
+        if path in self.plugin_files.values():  # a plugin file's bare imports of files beside it
+            for name in found:
+                sibling = path.parent / f"{name}.py"
+                if "." not in name and sibling.is_file() and self.source_of(name) is None:
+                    self.plugin_files[name] = sibling.resolve()
+                    self.source_of.cache_clear()
         return {m for m in found if self.source_of(m) is not None}
 
     def closure(self, roots: Iterable[str]) -> dict[str, Path]:
@@ -107,7 +112,8 @@ class CodeIndex:
         """12 hex digits: the hash of every module in :meth:`closure` (name and normalised source)."""
         h = hashlib.sha256()
         for module, path in self.closure(roots).items():
-            h.update(module.encode())
+            # a plugin file counts by its file name, not the module name it got (which encodes where it is)
+            h.update((f"plugin:{path.name}" if module in self.plugin_files else module).encode())
             h.update(normalised_source(path.read_text(encoding="utf-8")).encode())
         return h.hexdigest()[:12]
 

@@ -42,6 +42,8 @@ SPEC_KEYS = ("study", "description", "profile", "profile_overrides", "tasks", "s
              "axes", "cells", "reference", "plugins", "report")
 CELL_KEYS = ("label", "method", "student", "options", "profile_overrides", "task")
 DEFAULT_METHOD = "skd"
+#: spec keys that only change how a run is presented, not which cells it has
+PRESENTATION_KEYS = ("description", "report")
 REFERENCE_LABEL = "scratch"
 REPORT_KEYS = ("qualitative",)
 QUALITATIVE_KEYS = ("images", "region", "max_images")
@@ -93,8 +95,10 @@ class Grid:
 
     def run_key(self) -> str:
         """12 hex digits naming one run of this grid in a run store (its manifest): the hash of the
-        spec, the profile and the command-line overrides; ids of cells are not involved."""
-        blob = json.dumps({"spec": self.spec, "profile": self.profile, "overrides": self.overrides}, sort_keys=True,
+        spec (less :data:`PRESENTATION_KEYS`, which change no cell), the profile and the command-line
+        overrides; ids of cells are not involved."""
+        spec = {k: v for k, v in self.spec.items() if k not in PRESENTATION_KEYS}
+        blob = json.dumps({"spec": spec, "profile": self.profile, "overrides": self.overrides}, sort_keys=True,
                           default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

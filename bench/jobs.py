@@ -33,7 +33,7 @@ from skd_core.train.runs import DataSettings, RunResult, train_student, train_te
 
 from .codeid import code_identity
 from .grid import Grid
-from .plugins import load_plugins
+from .plugins import load_plugins, portable_name
 from .plugins import resolve as resolve_plugin
 from .profiles import Profile, get_profile
 from .provenance import config_hash, provenance
@@ -47,7 +47,8 @@ def arch_config(model: str) -> dict[str, Any]:
     """What builds preset ``model``: its factory (module and name) and keyword arguments."""
     preset = MODELS.get(model)
     factory = preset.factory
-    return {"name": model, "factory": f"{factory.__module__}.{getattr(factory, '__qualname__', factory)}",
+    return {"name": model,
+            "factory": f"{portable_name(factory.__module__)}.{getattr(factory, '__qualname__', factory)}",
             "kwargs": preset.kwargs}
 
 
@@ -186,24 +187,25 @@ def _artefacts(store: RunStore, folder: Path, result: RunResult, profile: Profil
 def finished_teacher(profile: Profile, task: str, seed: int, store: RunStore,
                      device: torch.device | str = "cpu") -> nn.Module | None:
     """The teacher for (profile, task, seed) if it exists without training (a checkpoint file or a
-    finished run in ``store``), else None."""
-    if not profile.teacher_checkpoint:
-        try:
+    finished run in ``store``), else None (also when it cannot be loaded: the caller needs none)."""
+    try:
+        if not profile.teacher_checkpoint:
             record = store.read_record(store.teacher_dir(teacher_id(profile, task, seed)))
-        except CorruptRecordError:
-            return None
-        if record is None or record.get("status", "done") != "done":
-            return None
-    return ensure_teacher(profile, task, seed, store, device, progress=False)[0]
+            if record is None or record.get("status", "done") != "done":
+                return None
+        return ensure_teacher(profile, task, seed, store, device, progress=False)[0]
+    except SkdError:
+        return None
 
 
 def ensure_teacher(
     profile: Profile, task: str, seed: int, store: RunStore, device: torch.device | str = "cpu",
-    progress: bool = True, resume: bool = True,
+    progress: bool = True, resume: bool = True, keep_images: Sequence[str] = (),
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The frozen teacher for (profile, task, seed) and its record: from ``profile.teacher_checkpoint``
     (scored once), or a finished run, or trained now (under a lock, so concurrent runners train it
-    once). A corrupt record is set aside and the teacher redone."""
+    once; it keeps the restorations of ``keep_images`` besides the first test images). A corrupt
+    record is set aside and the teacher redone."""
     device = torch.device(device)
     cfg = teacher_config(profile, task, seed)
     tid = teacher_id(profile, task, seed)
@@ -215,19 +217,19 @@ def ensure_teacher(
             store.set_aside(folder)
             record = None
         if record is None:
-            record = _run_teacher(profile, task, seed, store, tid, cfg, device, progress, resume)
+            record = _run_teacher(profile, task, seed, store, tid, cfg, device, progress, resume, keep_images)
     model = build_model(profile.teacher)
     load_checkpoint(model, profile.teacher_checkpoint or folder / WEIGHTS)
     return model.to(device).eval(), record
 
 
 def _run_teacher(profile: Profile, task: str, seed: int, store: RunStore, tid: str, cfg: dict[str, Any],
-                 device: torch.device, progress: bool, resume: bool) -> dict[str, Any]:
+                 device: torch.device, progress: bool, resume: bool, keep_images: Sequence[str]) -> dict[str, Any]:
     folder = store.writable().teacher_dir(tid)
-    data = data_settings(profile)
+    data = data_settings(profile, keep_images)
     if profile.teacher_checkpoint:  # scored once, so reports have its row and its restorations
         model = load_checkpoint(build_model(profile.teacher), profile.teacher_checkpoint).to(device).eval()
-        result = _score_only(model, profile, task, device)
+        result = _score_only(model, data, task, device)
         result.fields["source"] = "checkpoint"
     else:
         result = train_teacher(profile.teacher, profile.teacher_train_for(task), data, task, seed, folder, device,
@@ -243,9 +245,8 @@ def _run_teacher(profile: Profile, task: str, seed: int, store: RunStore, tid: s
     return record
 
 
-def _score_only(model: nn.Module, profile: Profile, task: str, device: torch.device) -> RunResult:
-    """Score a given (checkpoint) teacher on the test pairs and keep its first restorations."""
-    data = data_settings(profile)
+def _score_only(model: nn.Module, data: DataSettings, task: str, device: torch.device) -> RunResult:
+    """Score a given (checkpoint) teacher on the test pairs and keep its restorations per ``data``."""
     test = load_pairs(data.test_data, task, data.layout, "test")
     scores = evaluate(model, test, get_task(task), device, data.eval_max_side, data.keep)
     return RunResult({"metrics": scores.to_dict(), "params": sum(p.numel() for p in model.parameters())},
@@ -265,7 +266,8 @@ def run_student(job: StudentJob, store: RunStore, device: torch.device | str = "
     try:
         teacher, teacher_record = None, None
         if config["teacher"] is not None:
-            teacher, teacher_record = ensure_teacher(job.profile, job.task, job.teacher_seed, store, device, progress)
+            teacher, teacher_record = ensure_teacher(job.profile, job.task, job.teacher_seed, store, device, progress,
+                                                     keep_images=job.keep_images)
         # scratch students are compared with the teacher too, if it exists without training one
         compared_with = teacher if teacher is not None else finished_teacher(job.profile, job.task, job.teacher_seed,
                                                                               store, device)

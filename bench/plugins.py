@@ -43,26 +43,37 @@ def module_name(path: Path) -> str:
     return f"skd_plugin_{path.stem}_{digest}"
 
 
+def portable_name(module: str) -> str:
+    """``module``, with a plugin file's location hash dropped (``skd_plugin_mine_1a2b3c4d`` ->
+    ``plugin:mine``), for what ids hash: moving a project folder changes no id."""
+    if module.startswith("skd_plugin_"):
+        return "plugin:" + module[len("skd_plugin_"):].rpartition("_")[0]
+    return module
+
+
 def load_plugins(specs: Iterable[str]) -> None:
     """Import each resolved plugin once per process and count its source in cell ids."""
     for spec in specs:
         if spec in _LOADED:
             continue
+        name = module_name(Path(spec)) if spec.endswith(".py") else spec
+        folder = str(Path(spec).parent)
         try:
             if spec.endswith(".py"):
-                path = Path(spec)
-                name = module_name(path)
-                codeid.INDEX.add_plugin(name, path)
-                loader = importlib.util.spec_from_file_location(name, path)
+                codeid.INDEX.add_plugin(name, Path(spec))
+                loader = importlib.util.spec_from_file_location(name, spec)
                 module = importlib.util.module_from_spec(loader)
                 sys.modules[name] = module
-                sys.path.insert(0, str(path.parent))  # its sibling modules import by bare name
+                sys.path.insert(0, folder)  # its sibling modules import by bare name
                 loader.loader.exec_module(module)
             else:
                 codeid.INDEX.add_plugin(spec)
                 importlib.import_module(spec)
-        except ConfigError:
-            raise
-        except Exception as exc:  # the plugin's own error: name the plugin
+        except Exception as exc:  # the plugin's own error: name the plugin, leave no half-imported module
+            sys.modules.pop(name, None)
+            if spec.endswith(".py") and folder in sys.path:
+                sys.path.remove(folder)
+            if isinstance(exc, ConfigError):
+                raise
             raise ConfigError(f"plugin {spec} failed to import: {type(exc).__name__}: {exc}") from exc
         _LOADED.add(spec)

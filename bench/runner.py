@@ -70,10 +70,14 @@ def run_cell(job: StudentJob, cell_id: str, root: Path, device: str, threads: in
     lock = store.lock(folder)
     if not lock.try_acquire():
         return "busy"
+    started = time.time()
     try:
         if threads:
             torch.set_num_threads(threads)
         load_plugins(job.plugins)
+        if (now := job.id()) != cell_id:  # the source, data or plugins changed since the grid was resolved
+            raise ConfigError(f"cell {cell_id} resolves to id {now} in this worker: its code or data changed "
+                              "while the grid ran; run the grid again")
         try:
             record = store.read_record(folder)
         except CorruptRecordError as exc:
@@ -87,19 +91,20 @@ def run_cell(job: StudentJob, cell_id: str, root: Path, device: str, threads: in
         run_student(job, store, device, progress=progress, resume=True)
         return "done"
     except Exception as exc:
-        if not _recorded_failure(store, folder):
+        if not _recorded_failure(store, folder, started):
             fail_cell(store, cell_id, job, f"{type(exc).__name__}: {exc}", traceback.format_exc())
         return "failed"
     finally:
         lock.release()
 
 
-def _recorded_failure(store: RunStore, folder: Path) -> bool:
+def _recorded_failure(store: RunStore, folder: Path, since: float) -> bool:
+    """Whether run_student recorded this attempt's failure (a failed record written after ``since``)."""
     try:
         record = store.read_record(folder)
     except CorruptRecordError:
         return False
-    return record is not None and record.get("status") == "failed"
+    return record is not None and record.get("status") == "failed" and record.get("finished", 0) >= since
 
 
 def fail_cell(store: RunStore, cell_id: str, job: StudentJob, error: str, trace: str) -> None:
@@ -114,6 +119,20 @@ def fail_cell(store: RunStore, cell_id: str, job: StudentJob, error: str, trace:
         "traceback": trace, "provenance": provenance(), "finished": time.time(), "pid": os.getpid()})
 
 
+def _fail_unclaimed(store: RunStore, cell: Cell, error: str, trace: str) -> bool:
+    """Fail a cell whose teacher failed, unless another runner holds it or finished it meanwhile."""
+    lock = store.lock(store.cell_dir(cell.id))
+    if not lock.try_acquire():
+        return False
+    try:
+        if store.status(store.cell_dir(cell.id))[0] == "done":
+            return False
+        fail_cell(store, cell.id, cell.job, error, trace)
+        return True
+    finally:
+        lock.release()
+
+
 def _teacher(job: StudentJob, root: Path, device: str, threads: int, progress: bool) -> str:
     """Train (or find) a cell's teacher: ``done``, or ``failed: <error>`` with the traceback after a
     newline (the runner fails the cells that need it)."""
@@ -121,7 +140,8 @@ def _teacher(job: StudentJob, root: Path, device: str, threads: int, progress: b
         if threads:
             torch.set_num_threads(threads)
         load_plugins(job.plugins)
-        ensure_teacher(job.profile, job.task, job.teacher_seed, RunStore(root), device, progress)
+        ensure_teacher(job.profile, job.task, job.teacher_seed, RunStore(root), device, progress,
+                       keep_images=job.keep_images)
     except Exception as exc:
         return f"failed: {type(exc).__name__}: {exc}\n{traceback.format_exc()}"
     return "done"
@@ -169,8 +189,13 @@ def run_grids(
         raise ConfigError(f"--workers must be >= 1, got {workers}")
     store = RunStore(runs_dir).writable()
     cells, resolved = select(grids, list(only))
+    earlier = {}  # the architecture keys an earlier run of a grid recorded, kept until measured again
     for grid, grid_cells in resolved:
-        store.write_manifest(grid.study, grid.run_key(), manifest(grid, grid_cells))
+        try:
+            earlier[grid.study] = (store.read_manifest(grid.study, grid.run_key()) or {}).get("arch", {})
+        except CorruptRecordError:
+            earlier[grid.study] = {}
+        store.write_manifest(grid.study, grid.run_key(), manifest(grid, grid_cells, earlier[grid.study]))
     summary = GridSummary()
     pending = []
     for cid, cell in cells.items():
@@ -181,10 +206,12 @@ def run_grids(
             summary.busy += 1
         else:
             pending.append(cell)
+    needing = {c.id: teacher_id(c.job.profile, c.task, c.job.teacher_seed) for c in pending
+               if METHODS.get(c.job.method).needs_teacher}
     teachers: dict[str, StudentJob] = {}
     for cell in pending:
-        if METHODS.get(cell.job.method).needs_teacher:
-            teachers.setdefault(teacher_id(cell.job.profile, cell.task, cell.job.teacher_seed), cell.job)
+        if cell.id in needing:
+            teachers.setdefault(needing[cell.id], cell.job)
     cpus = os.cpu_count() or 1
     threads = max(1, cpus // workers) if device == "cpu" else 0
     t0 = time.perf_counter()
@@ -198,11 +225,11 @@ def run_grids(
     failed_teachers = {tid: out for tid, out in zip(teachers, outcomes, strict=True) if out != "done"}
     runnable = []
     for cell in pending:
-        tid = teacher_id(cell.job.profile, cell.task, cell.job.teacher_seed)
-        if METHODS.get(cell.job.method).needs_teacher and tid in failed_teachers:
+        tid = needing.get(cell.id)
+        if tid in failed_teachers:
             error, _, trace = failed_teachers[tid].removeprefix("failed: ").partition("\n")
-            fail_cell(store, cell.id, cell.job, f"teacher {tid} failed: {error}", trace)
-            summary.failed += 1
+            if _fail_unclaimed(store, cell, f"teacher {tid} failed: {error}", trace):
+                summary.failed += 1
         else:
             runnable.append(cell)
     for tid, out in failed_teachers.items():
@@ -223,7 +250,7 @@ def run_grids(
     arch = measure_all([(m, c.job.profile.throughput_size) for _, grid_cells in resolved for c in grid_cells
                         for m in (c.job.student, c.job.profile.teacher)], store, device)
     for grid, grid_cells in resolved:
-        store.write_manifest(grid.study, grid.run_key(), manifest(grid, grid_cells, arch))
+        store.write_manifest(grid.study, grid.run_key(), manifest(grid, grid_cells, {**earlier[grid.study], **arch}))
     summary.seconds = time.perf_counter() - t0
     return summary
 

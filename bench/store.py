@@ -188,13 +188,14 @@ class RunStore:
         """Write the evaluated ``name -> (lq, gt)`` uint8 pairs once under ``testsets/<fingerprint>``;
         returns that folder relative to the root."""
         folder = self.testset_dir(fingerprint)
-        index = read_json(folder / "index.json") or {}
-        missing = {n: p for n, p in pairs.items() if n not in index}
-        if missing:
-            for name, (lq, gt) in missing.items():
-                index[name] = {"lq": self.save_images(folder / "lq", {name: lq})[name],
-                               "gt": self.save_images(folder / "gt", {name: gt})[name]}
-            atomic_write_json(folder / "index.json", index)
+        with self.lock(folder, "index.lock"):  # cells that keep other images write the index too
+            index = read_json(folder / "index.json") or {}
+            missing = {n: p for n, p in pairs.items() if n not in index}
+            if missing:
+                for name, (lq, gt) in missing.items():
+                    index[name] = {"lq": self.save_images(folder / "lq", {name: lq})[name],
+                                   "gt": self.save_images(folder / "gt", {name: gt})[name]}
+                atomic_write_json(folder / "index.json", index)
         return str(folder.relative_to(self.root))
 
     def testset(self, relative: str) -> dict[str, dict[str, str]]:

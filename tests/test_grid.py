@@ -161,3 +161,21 @@ def test_smoke_grid_end_to_end_with_report(tmp_path: Path):
     for figure in ("ablation", "pareto", "training", "speedup"):
         assert (out / "tiny" / "figures" / f"{figure}.png").stat().st_size > 1000
     assert "tiny/README.md" in (out / "README.md").read_text()
+
+
+def test_run_key_ignores_what_only_presents_a_run(tmp_path: Path):
+    key = load_grid(write(tmp_path, GRID)).run_key()
+    assert load_grid(write(tmp_path, GRID + "description: other words\nreport: {qualitative: {max_images: 1}}\n")
+                     ).run_key() == key
+    assert load_grid(write(tmp_path, GRID.replace("seeds: [0, 1]", "seeds: [0]"))).run_key() != key
+
+
+def test_a_worker_refuses_a_cell_whose_id_changed(tmp_path: Path):
+    from bench.runner import run_cell
+
+    cell = cells_of(load_grid(write(tmp_path, GRID)))[0]
+    stale = "0" * 16  # the id the runner computed before, say, a source edit
+    assert run_cell(cell.job, stale, tmp_path / "runs", "cpu", 1, False, False) == "failed"
+    record = json.loads((tmp_path / "runs" / "cells" / stale / "record.json").read_text())
+    assert record["status"] == "failed" and f"resolves to id {cell.id}" in record["error"]
+    assert not (tmp_path / "runs" / "cells" / cell.id).exists()  # nothing written under the other id

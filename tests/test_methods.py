@@ -239,3 +239,14 @@ def test_a_user_method_brings_its_own_validated_option(batch):
         build_distiller("test-scaled-output", *_pair(), {"scale": 0})
     with pytest.raises(UnknownNameError, match="did you mean 'scale'"):
         build_distiller("test-scaled-output", *_pair(), {"scael": 1})
+
+
+def test_options_are_checked_without_postponed_annotations():
+    namespace: dict = {}
+    exec("from dataclasses import dataclass\nfrom skd_core.methods import MethodOptions, option\n"  # noqa: S102
+         "@dataclass(frozen=True)\nclass Plain(MethodOptions):\n    w: float = option(1.0, positive=True)\n",
+         namespace)
+    plain = namespace["Plain"]
+    assert plain.from_dict({"w": 2}).w == 2.0 and isinstance(plain.from_dict({"w": 2}).w, float)
+    with pytest.raises(ConfigError, match="option 'w' must be > 0"):
+        plain.from_dict({"w": 0})

@@ -208,3 +208,15 @@ def test_a_task_can_give_the_teacher_its_own_schedule() -> None:
     # a typo is refused where the override is given, not when the deblur teacher trains
     with pytest.raises(SkdError, match="unknown train key 'stesp' in profile overrides.teacher_task_train.deblur"):
         get_profile("smoke").override({"teacher_task_train": {"deblur": {"stesp": 9}}})
+
+
+def test_a_checkpoint_whose_weights_and_state_disagree_is_not_resumed(tmp_path: Path):
+    from skd_core.train.checkpoint import WEIGHTS, has_checkpoint, save_weights
+
+    distiller = _distiller()
+    fit(distiller, _data(), CFG, tmp_path / "run", progress=False)
+    folder = tmp_path / "run" / "checkpoint"
+    assert has_checkpoint(folder)
+    # a kill between the two writes: the weights of another step beside the state of the last one
+    save_weights(distiller, folder / WEIGHTS, {"step": "4"})
+    assert not has_checkpoint(folder)

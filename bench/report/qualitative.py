@@ -143,21 +143,24 @@ def comparison(grid: GridRun, results: Sequence[CellResult], task: str) -> Compa
     cells = _lowest_seeds(grid, results, task)
     if not cells:
         return f"no finished {task} cell kept its restored test images"
-    teacher = _teacher(grid, list(cells.values()))
     ordered = sorted(cells.items(), key=lambda kv: kv[0] != REFERENCE_LABEL)  # scratch first, stable
-    methods = ([teacher] if teacher else []) + [Method(label, r.record["outputs"]) for label, r in ordered]
+    students = [Method(label, r.record["outputs"]) for label, r in ordered]
     first = next(iter(cells.values())).record
     testset = grid.store.testset(first["testset"])
-    names = [n for n in first["outputs"] if n in testset and all(n in m.outputs for m in methods)]
+    names = [n for n in first["outputs"] if n in testset and all(n in m.outputs for m in students)]
     options: QualitativeOptions = grid.qualitative
     if options.images:
         for name in options.images:
             if name not in names:
                 raise unknown("test image", name, names, where=f"report.qualitative.images ({task}; the images "
-                                                               "the cells kept)")
+                              "every cell kept when scored: the first two test images and those named in the "
+                              "spec when the cells ran -- rerun them with --force to keep others)")
         names = [n for n in names if n in options.images]
     else:
         names = names[:options.max_images]
+    teacher = _teacher(grid, list(cells.values()))
+    # a teacher keeps its first two test images only (its id does not depend on a report): shown when it has them
+    methods = ([teacher] if teacher and all(n in teacher.outputs for n in names) else []) + students
     pairs = [TestPair(n, grid.store.image(testset[n]["lq"]), grid.store.image(testset[n]["gt"])) for n in names]
     metrics = first["metrics"]
     return Comparison(task, metrics["color"], int(metrics["crop_border"]), int(metrics.get("max_side") or 0),

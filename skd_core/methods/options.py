@@ -1,7 +1,8 @@
 """Per-method options: each registered method declares a frozen dataclass of its own knobs.
 
-A field's type annotation decides its check (``float``, ``int``, ``bool``, ``str``, ``str | None``,
-``tuple[str, ...] | None``, ``tuple[float, ...]``); :func:`option` adds a range (``positive``: > 0,
+A field's type annotation (a string under ``from __future__ import annotations``, or the type)
+decides its check (``float``, ``int``, ``bool``, ``str``, ``str | None``, ``tuple[str, ...] | None``,
+``tuple[float, ...]``); :func:`option` adds a range (``positive``: > 0,
 else numbers are >= 0) or a set of ``choices`` (a tuple, or a callable returning one, for
 registries that grow). Unknown keys are rejected with the closest valid key first. A subclass
 may add cross-field checks in ``__post_init__`` (call ``super().__post_init__()`` first).
@@ -60,7 +61,7 @@ def _number(value: Any) -> bool:
 
 
 def _checked(f: dataclasses.Field, value: Any) -> Any:
-    kind = str(f.type).replace(" ", "")
+    kind = (f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))).replace(" ", "")
     meta = f.metadata
     if kind in ("float", "int"):
         if not _number(value) or not math.isfinite(value) or (kind == "int" and int(value) != value):

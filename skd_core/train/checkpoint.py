@@ -2,7 +2,9 @@
 
 A checkpoint folder holds ``weights.safetensors`` (the trainable modules: student and adapters)
 and ``state.pt`` (step, optimizer, scheduler, RNG states, history), both written atomically and
-read back with ``weights_only=True``.
+read back with ``weights_only=True``. The weights carry their step in the file's metadata: a pair
+whose steps differ (a kill between the two writes) is not a checkpoint, and training starts over
+(which ends bit-identical too, only later).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
@@ -32,9 +35,9 @@ class TrainState:
     seconds: float = 0.0  # wall time spent training before this checkpoint
 
 
-def save_weights(module: nn.Module, path: Path) -> None:
+def save_weights(module: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
     state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
-    atomic_write(path, lambda p: save_file(state, str(p)))
+    atomic_write(path, lambda p: save_file(state, str(p), metadata=metadata))
 
 
 def save_checkpoint(
@@ -42,7 +45,7 @@ def save_checkpoint(
 ) -> None:
     """Write weights then state; ``state.pt`` last, so its presence means a complete checkpoint."""
     folder.mkdir(parents=True, exist_ok=True)
-    save_weights(module, folder / WEIGHTS)
+    save_weights(module, folder / WEIGHTS, {"step": str(state.step)})
     payload = {
         "step": state.step,
         "history": state.history,
@@ -56,7 +59,16 @@ def save_checkpoint(
 
 
 def has_checkpoint(folder: Path) -> bool:
-    return (folder / STATE).is_file() and (folder / WEIGHTS).is_file()
+    """Both files exist and belong to the same step (see the module docstring)."""
+    if not ((folder / STATE).is_file() and (folder / WEIGHTS).is_file()):
+        return False
+    try:
+        with safe_open(str(folder / WEIGHTS), "pt") as f:
+            step = (f.metadata() or {}).get("step")
+        payload = read_torch_file(folder / STATE)
+    except (OSError, ValueError, CheckpointError, SafetensorError):
+        return False
+    return isinstance(payload, dict) and step == str(payload.get("step"))
 
 
 def load_checkpoint_into(folder: Path, module: nn.Module, opt: torch.optim.Optimizer, sched: Any) -> TrainState:
