@@ -14,6 +14,7 @@ from skd_core.data import (
     list_tasks,
     load_embedded,
     load_pairs,
+    to_float_rgb,
     trajectory_kernel,
 )
 from skd_core.errors import ConfigError, UnknownNameError
@@ -24,12 +25,33 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_train_and_test_are_disjoint_photos():
-    train = {e.name for e in embedded_images("train")}
+    train = {e.source for e in embedded_images("train")}
     test = {e.name for e in embedded_images("test")}
-    assert test == {"camera", "chelsea", "coffee"}
+    assert {"camera", "chelsea", "coffee"} <= test and len(test) == 3 + len(train)
+    assert {e.name for e in embedded_images("val")} == {f"{name}-val" for name in train}
     assert not train & test and len(train) >= 8
     assert len({e.name for e in EMBEDDED}) == len(EMBEDDED)
     assert "cat" not in train | test  # the same photo as chelsea
+
+
+def test_held_out_crops_never_touch_a_training_pixel():
+    """Pixel-exact on the source photos: each split's arrays are exactly their boxes of the source,
+    and no source pixel is in the training box and in a test or validation box."""
+    by_source: dict[str, list] = {}
+    for entry in EMBEDDED:
+        by_source.setdefault(entry.source, []).append(entry)
+    arrays = {split: {c.name: c.image for c in load_embedded(split)} for split in ("train", "val", "test")}
+    for source, entries in by_source.items():
+        photo = to_float_rgb(entries[0].load(), source)
+        owner = np.full(photo.shape[:2], "", dtype=object)
+        for entry in entries:
+            top, left, height, width = entry.box
+            window = (slice(top, top + height), slice(left, left + width))
+            np.testing.assert_array_equal(arrays[entry.split][entry.name], photo[window])
+            assert not owner[window].astype(bool).any(), f"{entry.name} overlaps {set(owner[window].flat) - {''}}"
+            owner[window] = entry.name
+        if any(e.split == "train" for e in entries):
+            assert {e.split for e in entries} == {"train", "val", "test"}
 
 
 def test_embedded_images_are_float_rgb_and_modest():
@@ -44,7 +66,7 @@ def test_embedded_images_are_float_rgb_and_modest():
 
 
 def test_unknown_split_is_a_config_error():
-    with pytest.raises(ConfigError, match="valid: train, test"):
+    with pytest.raises(ConfigError, match="valid: train, val, test"):
         load_embedded("validation")
 
 
@@ -57,7 +79,7 @@ def test_noise_follows_the_published_recipe(sigma):
         residual = pair.lq.astype(np.float64) - pair.gt
         assert residual.std() == pytest.approx(sigma / 255, rel=0.01)
         assert abs(residual.mean()) < 0.05 * sigma / 255
-        assert pair.lq.min() < 0.0 or pair.lq.max() > 1.0  # not clipped
+    assert any(p.lq.min() < 0.0 or p.lq.max() > 1.0 for p in pairs)  # not clipped
     assert np.mean([psnr(p.lq, p.gt) for p in pairs]) == pytest.approx(20 * np.log10(255 / sigma), abs=0.05)
 
 
@@ -65,13 +87,14 @@ def test_denoise25_input_psnr_is_about_20_2_db():
     assert np.mean([psnr(p.lq, p.gt) for p in load_pairs("embedded", "denoise25")]) == pytest.approx(20.17, abs=0.05)
 
 
-@pytest.mark.parametrize("task,low,high", [("deblur", 24.0, 36.0), ("derain", 20.0, 30.0)])
+@pytest.mark.parametrize("task,low,high", [("deblur", 26.0, 36.0), ("derain", 20.0, 30.0)])
 def test_blur_and_rain_inputs_are_plausibly_degraded(task, low, high):
     pairs = load_pairs("embedded", task)
-    for pair in pairs:
+    for pair in pairs:  # flat held-out crops (dark sky, the moon's plain) are barely changed by blur
         assert pair.lq.shape == pair.gt.shape and pair.lq.dtype == np.float32
         assert 0.0 <= pair.lq.min() and pair.lq.max() <= 1.0
-        assert low < psnr(pair.lq, pair.gt) < high
+        assert 15.0 < psnr(pair.lq, pair.gt) < 55.0
+    assert low < np.mean([psnr(p.lq, p.gt) for p in pairs]) < high
     assert get_task(task).color_space == ("y" if task == "derain" else "rgb")
 
 

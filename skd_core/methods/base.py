@@ -78,6 +78,12 @@ class DistillMethod(nn.Module):
         (``Q, H, W`` rows of the token map) and ``attention/<tap>/queries`` (``Q, 2`` row, column)."""
         return {}
 
+    def monitor(self, step: Step) -> dict[str, float]:
+        """Named scalars worth following over training (default: none), logged with the loss
+        balance at :data:`~skd_core.train.loop.MONITOR_POINTS` steps, computed without gradients on
+        that step's batch, e.g. ``entropy/<tap>/channel`` (normalised entropy of an attention map)."""
+        return {}
+
 
 MethodFactory = Callable[[nn.Module, "nn.Module | None", Any, "torch.Tensor | None"], DistillMethod]
 
@@ -203,6 +209,36 @@ class Distiller(nn.Module):
         terms = {"pixel_l1": F.l1_loss(step.student_out, gt), **self.method.terms(step)}
         loss = torch.stack(list(terms.values())).sum()
         return DistillOutput(loss, {k: float(v.detach()) for k, v in terms.items()}, step.student_out)
+
+    def balance(self, lq: torch.Tensor, gt: torch.Tensor) -> dict[str, float]:
+        """The loss balance of one batch, for each term ``k`` of :meth:`forward` (weighted, as summed
+        into the loss): ``value/k``; ``grad/k``, the L2 norm of its gradient with respect to the
+        student's parameters (adapters and other extras excluded); ``cos/k``, the cosine between
+        that gradient and the pixel-L1 term's (0 when either is zero); ``share/k`` =
+        ``grad/k / sum_j grad/j`` (a lower bound of ``grad/k / |sum_j grad_j|``); plus the method's
+        :meth:`DistillMethod.monitor` scalars. Leaves no gradient behind (``.grad`` untouched)."""
+        params = [p for p in self.student.parameters() if p.requires_grad]
+        step = self.step(lq, gt)
+        terms = {"pixel_l1": F.l1_loss(step.student_out, gt), **self.method.terms(step)}
+        grads = {}
+        names = list(terms)
+        for i, (name, value) in enumerate(terms.items()):
+            parts = torch.autograd.grad(value, params, retain_graph=i < len(names) - 1, allow_unused=True)
+            grads[name] = torch.cat([(g if g is not None else torch.zeros_like(p)).flatten()
+                                     for g, p in zip(parts, params, strict=True)])
+        norms = {k: float(g.norm()) for k, g in grads.items()}
+        total = sum(norms.values())
+        ref = grads["pixel_l1"]
+        out: dict[str, float] = {}
+        for name in names:
+            denom = norms[name] * norms["pixel_l1"]
+            out[f"value/{name}"] = float(terms[name].detach())
+            out[f"grad/{name}"] = norms[name]
+            out[f"share/{name}"] = norms[name] / total if total > 0 else 0.0
+            out[f"cos/{name}"] = float(grads[name].double() @ ref.double()) / denom if denom > 0 else 0.0
+        with torch.no_grad():
+            out.update({k: float(v) for k, v in self.method.monitor(step).items()})
+        return out
 
     @torch.no_grad()
     def diagnostics(self, lq: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Tensor]:

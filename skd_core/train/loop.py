@@ -38,6 +38,8 @@ from .schedule import build_optimizer, build_scheduler
 LOG_POINTS = 100
 #: the probe runs at this many evenly spaced steps after step 0 (so at step 0 and the last step too)
 PROBE_POINTS = 10
+#: the loss balance (``monitor``) is measured at this many evenly spaced steps, the first and last included
+MONITOR_POINTS = 12
 #: a checkpoint is also written after the step that ends this many seconds of wall time since the last one
 CHECKPOINT_SECONDS = 300.0
 #: without the per-step bar, a progress line goes to stderr this often (seconds)
@@ -72,6 +74,7 @@ def fit(
     resume: bool = False,
     validate: Callable[[], float] | None = None,
     probe: Callable[[], dict[str, float]] | None = None,
+    monitor: Callable[[torch.Tensor, torch.Tensor], dict[str, float]] | None = None,
     progress: bool = True,
     desc: str = "train",
     checkpoint_seconds: float | None = CHECKPOINT_SECONDS,
@@ -82,7 +85,11 @@ def fit(
     validation PSNR in dB and is called every ``cfg.val_every`` steps. ``probe()`` returns named
     measurements (e.g. ``{"sim/latent": 0.8}``) logged as ``{"step": s, **probe()}`` before the first
     step (``s = 0``) and after :data:`PROBE_POINTS` evenly spaced steps, the last included; it runs
-    with the global RNG forked, so it cannot change the training. Besides every ``cfg.checkpoint_every``
+    with the global RNG forked, so it cannot change the training. ``monitor(lq, gt)`` (e.g.
+    :meth:`~skd_core.methods.base.Distiller.balance`) measures named scalars on the batch of step
+    ``s`` before that step's update, at :data:`MONITOR_POINTS` evenly spaced steps from the first
+    (``s = 0``) to the last (``s = steps - 1``), logged as ``{"monitor": 1, "step": s, **monitor(lq, gt)}``;
+    it too runs with the RNG forked and leaves no gradient behind. Besides every ``cfg.checkpoint_every``
     steps, a checkpoint is written every ``checkpoint_seconds`` of wall time; when the per-step bar is
     not shown (``progress=False`` or not a terminal), a progress line goes to stderr every
     ``log_seconds`` (``None`` disables either)."""
@@ -104,6 +111,9 @@ def fit(
         else contextlib.nullcontext()
     )
     probe_steps = {round(k * cfg.steps / PROBE_POINTS) for k in range(PROBE_POINTS + 1)} if probe else set()
+    last = cfg.steps - 1
+    monitor_steps = ({round(k * last / (MONITOR_POINTS - 1)) for k in range(MONITOR_POINTS)}
+                     if monitor else set())
     if state.step == 0 and 0 in probe_steps:
         state.history.append(_probed(0, probe, device))
     # the per-step bar shows on a terminal only (disable=None); elsewhere, progress lines every log_seconds
@@ -115,6 +125,9 @@ def fit(
     for step in range(state.step, cfg.steps):
         lq, gt = (t.to(device, non_blocking=True) for t in batch_at(dataset, step, cfg.batch))
         distiller.train()
+        if step in monitor_steps:
+            with autocast:
+                state.history.append({"monitor": 1, **_probed(step, monitor, device, lq, gt)})
         with autocast:
             out = distiller(lq, gt)
         loss = out.loss.float()
@@ -167,9 +180,11 @@ def _clock(seconds: float) -> str:
     return f"{h}h{m:02d}m{s % 60:02d}s" if h else f"{m}m{s % 60:02d}s"
 
 
-def _probed(step: int, probe: Callable[[], dict[str, float]], device: torch.device) -> dict[str, float]:
+def _probed(step: int, probe: Callable[..., dict[str, float]], device: torch.device,
+            *args: torch.Tensor) -> dict[str, float]:
+    """``{"step": step, **probe(*args)}`` with the global RNG forked (the run cannot tell it ran)."""
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        return {"step": step, **probe()}
+        return {"step": step, **probe(*args)}
 
 
 __all__ = ["CHECKPOINT_SECONDS", "LOG_SECONDS", "FitResult", "NonFiniteLossError", "batch_at", "fit",

@@ -38,7 +38,8 @@ PROBE_SIDE = 64
 class DataSettings:
     """Where a run's data come from: data specs (``embedded`` or ``folder:PATH``), the folder layout,
     the evaluation's centre crop (0: whole images) and which restored test images to keep: the
-    first ``keep_outputs`` plus those named in ``keep_images``."""
+    first ``keep_outputs`` plus those named in ``keep_images``. ``test_split`` is the embedded
+    split scored (``"val"`` when tuning: the validation crops, so that test images are never read)."""
 
     train_data: str
     test_data: str
@@ -46,7 +47,7 @@ class DataSettings:
     eval_max_side: int = 0
     keep_outputs: int = 2
     keep_images: tuple[str, ...] = ()
-
+    test_split: str = "test"
 
     def keep(self, index: int, name: str) -> bool:
         """Whether the test pair at ``index`` named ``name`` is kept (for :func:`evaluate`)."""
@@ -103,16 +104,18 @@ def _train_and_score(
     """Train, score and keep ``model``'s outputs; with a ``teacher``, the history also logs the
     linear CKA of ``model``'s and the teacher's features at the :data:`DEFAULT_TAPS` both have
     (``sim/<tap>``, see :class:`SimilarityProbe`) on :func:`probe_batch`; models outside the
-    Restormer family that have none of them are not probed."""
+    Restormer family that have none of them are not probed. A student (a run with a ``teacher``)
+    also logs its loss balance (:meth:`Distiller.balance`, history rows with ``monitor``)."""
     crops = train_crops(data.train_data, task, cfg.crop, cfg.steps * cfg.batch, seed, data.layout)
-    test = load_pairs(data.test_data, task, data.layout, "test")
+    test = load_pairs(data.test_data, task, data.layout, data.test_split)
     info = get_task(task)
     validate = (lambda: evaluate(model, test, info, device, cfg.val_crop).psnr) if cfg.val_every else None
     taps = shared_taps(model, teacher) if teacher is not None else ()
     batch = probe_batch(test, device)
     probe = SimilarityProbe(model, teacher, batch, taps) if taps else None
+    monitor = distiller.balance if teacher is not None else None
     result = fit(distiller, crops, cfg, folder, device=device, resume=resume, validate=validate, probe=probe,
-                 progress=progress, desc=desc)
+                 monitor=monitor, progress=progress, desc=desc)
     t0 = time.perf_counter()
     scores = evaluate(model, test, info, device, data.eval_max_side, data.keep)
     seconds = time.perf_counter() - t0
