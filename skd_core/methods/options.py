@@ -2,7 +2,8 @@
 
 A field's type annotation (a string under ``from __future__ import annotations``, or the type)
 decides its check (``float``, ``int``, ``bool``, ``str``, ``str | None``, ``tuple[str, ...] | None``,
-``tuple[float, ...]``); :func:`option` adds a range (``positive``: > 0,
+``tuple[float, ...]``, and ``float | str``: a number or one of the named ``choices``, e.g. a fixed
+temperature or ``"learned"``); :func:`option` adds a range (``positive``: > 0,
 else numbers are >= 0) or a set of ``choices`` (a tuple, or a callable returning one, for
 registries that grow). Unknown keys are rejected with the closest valid key first. A subclass
 may add cross-field checks in ``__post_init__`` (call ``super().__post_init__()`` first).
@@ -60,9 +61,22 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _choice(f: dataclasses.Field, value: str) -> str:
+    """``value`` if the field has no ``choices`` or is one of them, else the closest-name error."""
+    choices = f.metadata.get("choices")
+    valid = choices() if callable(choices) else choices
+    if valid is not None and value not in valid:
+        raise unknown(f"value of option {f.name!r}", value, valid)
+    return value
+
+
 def _checked(f: dataclasses.Field, value: Any) -> Any:
     kind = (f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))).replace(" ", "")
     meta = f.metadata
+    if kind == "float|str":
+        if isinstance(value, str):
+            return _choice(f, value)
+        kind = "float"
     if kind in ("float", "int"):
         if not _number(value) or not math.isfinite(value) or (kind == "int" and int(value) != value):
             raise ConfigError(f"option {f.name!r} must be a finite {'number' if kind == 'float' else 'integer'}, "
@@ -80,11 +94,7 @@ def _checked(f: dataclasses.Field, value: Any) -> Any:
             return None
         if not isinstance(value, str):
             raise ConfigError(f"option {f.name!r} must be a string, got {value!r}")
-        choices = meta.get("choices")
-        valid = choices() if callable(choices) else choices
-        if valid is not None and value not in valid:
-            raise unknown(f"value of option {f.name!r}", value, valid)
-        return value
+        return _choice(f, value)
     if kind == "tuple[str,...]|None":
         if value is None:
             return None

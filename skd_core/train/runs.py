@@ -109,7 +109,11 @@ def _train_and_score(
     crops = train_crops(data.train_data, task, cfg.crop, cfg.steps * cfg.batch, seed, data.layout)
     test = load_pairs(data.test_data, task, data.layout, data.test_split)
     info = get_task(task)
-    validate = (lambda: evaluate(model, test, info, device, cfg.val_crop).psnr) if cfg.val_every else None
+    validate = None
+    if cfg.val_every:  # the embedded validation crops (a folder spec has no split: its test pairs)
+        val = load_pairs(data.test_data, task, data.layout, "val")
+        validate = lambda: evaluate(model, val, info, device, cfg.val_crop).psnr  # noqa: E731
+
     taps = shared_taps(model, teacher) if teacher is not None else ()
     batch = probe_batch(test, device)
     probe = SimilarityProbe(model, teacher, batch, taps) if taps else None
