@@ -18,6 +18,7 @@ from bench.cli import main
 from bench.grid import Grid, load_grid
 from bench.jobs import cells_of
 from bench.report import build_report, write_index
+from bench.report.power import minimum_detectable_effect
 from bench.report.stats import best_flags, paired_difference, pareto_front, t_interval
 from bench.runner import manifest
 from bench.store import RunStore
@@ -108,6 +109,26 @@ def test_paired_interval_equals_hand_computation(report: tuple[Grid, Path]) -> N
     assert row["d_psnr"] == pytest.approx(mean, rel=1e-5)
     assert (row["d_psnr_low"], row["d_psnr_high"]) == pytest.approx((mean - half, mean + half), rel=1e-5)
     assert row["n_pairs"] == 3
+
+
+def test_power_and_inconclusive_marks(report: tuple[Grid, Path]) -> None:
+    tables = report[1] / "tiny" / "tables"
+    sd = statistics.stdev(PSNR[("mca_dims=none", s)] - PSNR[("scratch", s)] for s in (0, 1, 2))
+    mde = minimum_detectable_effect(3, sd)  # only mca_dims=none has two pairs or more: its SD is the pooled one
+    power = (f"Power (Δ PSNR, denoise25): 3 seeds x 1 test image; pooled SD of the paired differences {sd:.2f} dB "
+             f"(2 degrees of freedom, 1 variant); minimum detectable effect {mde:.2f} dB (paired t test, two-sided, "
+             "alpha 0.05, power 0.8)")
+    markdown = (tables / "summary.md").read_text()
+    assert power in markdown and "The 0.2 dB target is not reached" in markdown
+    assert "| +0.58 [-0.37, +1.53] (inconclusive) " in markdown and "+1.00 (n=1)** " in markdown
+    tex = (tables / "summary.tex").read_text()
+    assert r"\caption{Power ($\Delta$ PSNR" in tex and "& +0.58 [-0.37, +1.53] (inconclusive) &" in tex
+    csv = pd.read_csv(tables / "summary.csv", dtype=str, keep_default_na=False).set_index("label")
+    assert csv["inconclusive_psnr"].to_dict() == {"teacher (teacher-smoke)": "", "mca_dims=none": "True",
+                                                  "mca_dims=both": "", "scratch": ""}
+    assert float(csv.loc["mca_dims=none", "mde_psnr"]) == pytest.approx(mde, rel=1e-5)
+    assert float(csv.loc["scratch", "power_mde_psnr"]) == pytest.approx(mde, rel=1e-5)
+    assert csv.loc["scratch", "n_images"] == "1" and csv.loc["scratch", "power_seeds_for_0.15dB"] == ">50"
 
 
 def test_pairs_by_seed_not_by_order() -> None:

@@ -127,6 +127,15 @@ def test_every_drawn_figure_conventions_and_escaping(report: Report) -> None:
     assert "](tiny/index.html)" in (report.study.parent / "README.md").read_text()
 
 
+def test_power_statement_under_the_table(report: Report) -> None:
+    table = report.html.split('<h2 id="table">')[1].split("<h2")[0]
+    note = table.split('<p class="note">')[1]
+    assert note.startswith("Power (Δ PSNR, denoise25): 3 seeds x 1 test image; pooled SD of the paired differences")
+    assert "+0.58 [-0.37, +1.53] (inconclusive)</td>" in table
+    conventions = report.html.split('<h2 id="conventions">')[1].split("<h2")[0]
+    assert "minimum detectable effect" in conventions and "(inconclusive) where the interval spans zero" in conventions
+
+
 def test_regenerated_atomically_without_stale_figures(report: Report, tmp_path: Path) -> None:
     root = report.study.parent.parent
     for name in ("tiny.yaml", "runs", "results"):

@@ -16,6 +16,7 @@ from .conventions import read_conventions
 from .html import write_study_html
 from .measures import arch_records
 from .pages import PAGE, run_info, study_page
+from .power import power_caption, study_power, with_power_columns
 from .records import GridRun, cell_frame, history_frame, load_cells, load_run, similarity_frame, teacher_frame
 from .stats import summarise
 
@@ -41,7 +42,9 @@ def build_report(spec: Grid, runs_dir: Path, out: Path) -> Path:
     summary = summarise(cells)
     summary["macs_G"] = [_macs_g(arch, m) for m in summary["model"]]
     teachers["macs_G"] = [_macs_g(arch, m) for m in teachers["model"]]
-    conv = read_conventions(grid, cells, arch)
+    powers = study_power(summary)
+    summary = with_power_columns(summary, powers)
+    conv = read_conventions(grid, cells, arch, power_caption(powers))
     table = tables.table_frame(summary, teachers)
     title = f"{grid.study}: {grid.description}".rstrip(": ")
     table_md = tables.markdown_table(table, conv.caption(), title)

@@ -12,6 +12,7 @@ import pandas as pd
 from ..grid import REFERENCE_LABEL
 from .records import GridRun
 from .stats import LEVEL
+from .tables import INCONCLUSIVE
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class Conventions:
     input_shape: str  # "1x3x64x64"; "" when no architecture was measured
     counter: str
     throughput: str  # "cpu (AMD EPYC), fp32, batch 1, 2 threads"
+    power: str  # the study's power statement (:func:`.power.power_caption`); first in the caption
 
     def caption(self) -> str:
         """One paragraph stating every convention of the tables."""
@@ -36,7 +38,9 @@ class Conventions:
                 f"{self.input_shape}, counted by {self.counter} (convolutions, matrix and attention products)."
                 if self.input_shape else "MACs: not measured (no architecture records; `skd-bench run` writes them).")
         speed = [("Throughput", f"Throughput: {self.throughput}.")] if self.throughput else []
+        power = [("Power", self.power)] if self.power else []
         return [
+            *power,
             ("Seeds, mean ± sd", f"Profile {self.profile}; mean ± sample standard deviation over seeds "
                                  f"({len(self.seeds)} seeds: {', '.join(map(str, self.seeds))}; "
                                  f"the Seeds column gives finished/planned)."),
@@ -44,7 +48,10 @@ class Conventions:
                                 f"uint8, float64, peak 255; SSIM with an 11-tap Gaussian window, sigma 1.5) on "
                                 f"{scoring}."),
             ("Δ PSNR, Δ SSIM", f"Δ: mean paired difference to the {REFERENCE_LABEL} student over seeds (pairs by "
-                               f"seed) with its two-sided {LEVEL:.0%} Student-t confidence interval."),
+                               f"seed) with its two-sided {LEVEL:.0%} Student-t confidence interval, marked "
+                               f"{INCONCLUSIVE} where the interval spans zero (CSV: inconclusive_psnr, "
+                               f"inconclusive_ssim; each variant's minimum detectable effect at its seed pairs: "
+                               f"mde_psnr in dB, mde_ssim)."),
             ("Params (M)", "Params: the student's own, in M; distillation adapters are training overhead and "
                            "excluded."),
             ("MACs (G)", macs),
@@ -55,9 +62,11 @@ class Conventions:
         ]
 
 
-def read_conventions(grid: GridRun, cells: pd.DataFrame, arch: Mapping[str, Mapping[str, Any]]) -> Conventions:
+def read_conventions(grid: GridRun, cells: pd.DataFrame, arch: Mapping[str, Mapping[str, Any]],
+                     power: str) -> Conventions:
     """The conventions of ``grid``'s finished cells (``cells``: :func:`.records.cell_frame`) and
-    architecture records ``arch``; differing values across records are all listed."""
+    architecture records ``arch``, with the study's ``power`` statement; differing values across
+    records are all listed."""
     done = cells[cells["status"] == "done"]
     scoring = {}
     for task, group in done.groupby("task", sort=False):
@@ -71,7 +80,7 @@ def read_conventions(grid: GridRun, cells: pd.DataFrame, arch: Mapping[str, Mapp
                   f"{tput['threads']} threads, median of {tput['repeats']} timed runs ({tput['timer']})"
                   if tput else "")
     shape = "x".join(map(str, first.get("input_shape", [])))
-    return Conventions(grid.profile, tuple(grid.seeds), scoring, shape, first.get("counter", ""), throughput)
+    return Conventions(grid.profile, tuple(grid.seeds), scoring, shape, first.get("counter", ""), throughput, power)
 
 
 def _values(frame: pd.DataFrame, column: str, fmt: Any) -> str:

@@ -113,13 +113,17 @@ def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def cell_frame(results: Sequence[CellResult]) -> pd.DataFrame:
     """One row per cell: the grid's columns (id, label, task, seed, method, student, status, axes)
-    then every scalar record field (``metrics.psnr`` in dB, ``params``, ``provenance.git.commit`` ...)."""
+    then every scalar record field (``metrics.psnr`` in dB, ``params``, ``provenance.git.commit`` ...)
+    and ``metrics.n_images``, the number of test images scored (the length of ``metrics.per_image``)."""
     rows = []
     for r in results:
         head = {"id": r.cell.id, "label": r.cell.label, "task": r.cell.task, "seed": r.cell.seed,
                 "method": r.cell.method, "student": r.cell.student, "teacher_model": r.cell.teacher_model,
                 "status": r.status, "problem": r.problem, **{f"axis.{k}": v for k, v in r.cell.axes.items()}}
         flat = flatten(r.record) if r.record is not None else {}
+        per_image = ((r.record or {}).get("metrics") or {}).get("per_image")
+        if isinstance(per_image, list):
+            flat["metrics.n_images"] = len(per_image)
         rows.append({**head, **{k: v for k, v in flat.items() if k not in head}})
     return pd.DataFrame(rows)
 

@@ -3,7 +3,8 @@
 Rows: per task the teacher reference row(s), then one row per variant (label); columns: seeds
 finished/planned, PSNR (dB) and SSIM as mean ± std, Δ to the scratch student with its paired 95%
 interval, params (M) and MACs (G). The best student value per column and task is bold (Markdown,
-LaTeX) or flagged in a ``best_*`` column (CSV).
+LaTeX) or flagged in a ``best_*`` column (CSV); a Δ whose interval spans zero is followed by
+:data:`INCONCLUSIVE` (CSV: ``inconclusive_*`` columns).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ HEADERS = ("Task", "Variant", "Seeds", "PSNR (dB)", "SSIM", "Δ PSNR (dB) [95% C
 BOLD = {"PSNR (dB)": "psnr_mean", "SSIM": "ssim_mean", "Δ PSNR (dB) [95% CI]": "d_psnr",
         "Δ SSIM [95% CI]": "d_ssim", "Params (M)": "params_M", "MACs (G)": "macs_G"}
 MISSING = "—"
+INCONCLUSIVE = "(inconclusive)"
 LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                  "±": r"$\pm$", "Δ": r"$\Delta$", "—": "--", "≤": r"$\leq$"}
@@ -32,7 +34,8 @@ LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", 
 
 def table_frame(summary: pd.DataFrame, teachers: pd.DataFrame) -> pd.DataFrame:
     """The table as numbers (the CSV): per task the teacher rows (``role`` teacher) then the student
-    rows of ``summary`` (:func:`.stats.summarise` plus ``macs_G``), with ``best_*`` flags."""
+    rows of ``summary`` (:func:`.stats.summarise` plus ``macs_G`` and any study-level power columns),
+    with ``best_*`` flags."""
     students = pd.concat([summary.assign(role="student"), best_flags(summary)], axis=1)
     parts = []
     for task, group in students.groupby("task", sort=False):
@@ -102,7 +105,8 @@ def latex_escape(text: str) -> str:
 
 
 def csv_table(table: pd.DataFrame) -> str:
-    """The numbers behind the table, one row per table row, ``best_*`` flag columns included."""
+    """The numbers behind the table, one row per table row, ``best_*`` and ``inconclusive_*`` flag
+    columns included (``inconclusive_*`` empty where there is no interval)."""
     return table.to_csv(index=False, float_format="%.6g")
 
 
@@ -124,7 +128,9 @@ def _diff(row: Mapping[str, Any], name: str, digits: int, is_reference: bool, st
         return MISSING
     if _nan(low):
         return f"{mean:+.{digits}f} (n={int(row['n_pairs'])})"
-    return f"{mean:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
+    text = f"{mean:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
+    flag = row.get(name.replace("d_", "inconclusive_", 1))
+    return f"{text} {INCONCLUSIVE}" if not pd.isna(flag) and bool(flag) else text
 
 
 def _nan(value: Any) -> bool:
