@@ -37,6 +37,7 @@ from .plugins import load_plugins, portable_name
 from .plugins import resolve as resolve_plugin
 from .profiles import Profile, get_profile
 from .provenance import config_hash, provenance
+from .shipped import import_shipped
 from .store import WEIGHTS, CorruptRecordError, RunStore, non_finite_metric
 
 #: the module where every run's computation starts (a root of every code identity)
@@ -203,7 +204,8 @@ def ensure_teacher(
     progress: bool = True, resume: bool = True, keep_images: Sequence[str] = (),
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The frozen teacher for (profile, task, seed) and its record: from ``profile.teacher_checkpoint``
-    (scored once), or a finished run, or trained now (under a lock, so concurrent runners train it
+    (scored once), or a finished run, or the teacher shipped with the repository when it is this
+    very teacher (:mod:`bench.shipped`), or trained now (under a lock, so concurrent runners train it
     once; it keeps the restorations of ``keep_images`` besides the first test images). A corrupt
     record is set aside and the teacher redone."""
     device = torch.device(device)
@@ -216,6 +218,9 @@ def ensure_teacher(
         except CorruptRecordError:
             store.set_aside(folder)
             record = None
+        if record is None and not profile.teacher_checkpoint:
+            record = import_shipped(store, tid, profile.name, task, profile.test_data, profile.layout,
+                                    profile.eval_max_side)
         if record is None:
             record = _run_teacher(profile, task, seed, store, tid, cfg, device, progress, resume, keep_images)
     model = build_model(profile.teacher)
