@@ -11,7 +11,7 @@ from skd_core.atomic import atomic_write_text
 from skd_core.errors import SkdError
 
 from ..grid import Grid
-from . import figures, qualitative, tables
+from . import balance, figures, qualitative, tables
 from .conventions import read_conventions
 from .html import write_study_html
 from .measures import arch_records
@@ -44,7 +44,11 @@ def build_report(spec: Grid, runs_dir: Path, out: Path) -> Path:
     teachers["macs_G"] = [_macs_g(arch, m) for m in teachers["model"]]
     powers = study_power(summary)
     summary = with_power_columns(summary, powers)
-    conv = read_conventions(grid, cells, arch, power_caption(powers))
+    monitor = balance.monitor_frame(results)
+    terms = balance.balance_table(monitor)
+    marks = balance.balance_marks(terms)
+    summary["balance"] = [marks.get((t, label), "") for t, label in zip(summary["task"], summary["label"], strict=True)]
+    conv = read_conventions(grid, cells, arch, power_caption(powers), balance.balance_caption(terms))
     table = tables.table_frame(summary, teachers)
     title = f"{grid.study}: {grid.description}".rstrip(": ")
     table_md = tables.markdown_table(table, conv.caption(), title)
@@ -52,9 +56,12 @@ def build_report(spec: Grid, runs_dir: Path, out: Path) -> Path:
                    atomic_write_text(root / "tables" / f"{TABLE}.tex",
                                      tables.latex_table(table, conv.caption(), grid.study)),
                    atomic_write_text(root / "tables" / f"{TABLE}.csv", tables.csv_table(table))]
+    if len(terms):
+        table_paths.append(atomic_write_text(root / "tables" / "balance.csv", terms.to_csv(index=False,
+                                                                                          float_format="%.6g")))
     atomic_write_text(root / "records.csv", cells.to_csv(index=False))
     drawn, not_drawn = _figures(root / "figures", cells, summary, table, history_frame(results),
-                                _speed(cells, arch), _model_plans(grid, results))
+                                _speed(cells, arch), _model_plans(grid, results, monitor))
     info = run_info(grid, [cells, teachers], runs_dir)
     page = study_page(grid, cells, table_md, table_paths, drawn, not_drawn, info, root)
     readme = atomic_write_text(root / PAGE, page)
@@ -112,11 +119,19 @@ def _figures(folder: Path, cells: pd.DataFrame, summary: pd.DataFrame, table: pd
     return drawn, not_drawn
 
 
-def _model_plans(grid: GridRun, results: list) -> list[qualitative.Plan]:
+def _model_plans(grid: GridRun, results: list, monitor: pd.DataFrame) -> list[qualitative.Plan]:
     """Figures from what the cells kept when they were scored (qualitative, error and attention
-    maps) and from the teacher-student similarity they logged while training."""
+    maps) and from what they logged while training: the loss balance, the attention entropy (beside
+    the attention maps) and the teacher-student similarity."""
     similarity = similarity_frame(results)
-    return [*qualitative.image_plans(grid, results), qualitative.attention_plan(grid, results),
+    entropy = bool(len(monitor)) and bool(monitor["key"].str.startswith("entropy/").any())
+    return [("Loss balance: gradient share of each term over training", "balance",
+             lambda: balance.balance_figure(monitor), "" if len(monitor) else "no loss balance in the training "
+             "histories (cells trained before it was logged)"),
+            *qualitative.image_plans(grid, results), qualitative.attention_plan(grid, results),
+            ("Cross-net attention entropy per tap over training", "entropy",
+             lambda: balance.entropy_figure(monitor), "" if entropy else "no attention entropy logged "
+             "(no cell used cross-net attention, or it was trained before entropy was logged)"),
             ("Teacher-student feature similarity per tap over training (linear CKA)", "similarity",
              lambda: figures.similarity_figure(similarity),
              "" if len(similarity) else "no similarity in the training histories (no teacher was available, "

@@ -26,6 +26,7 @@ class Conventions:
     counter: str
     throughput: str  # "cpu (AMD EPYC), fp32, batch 1, 2 threads"
     power: str  # the study's power statement (:func:`.power.power_caption`); first in the caption
+    balance: str = ""  # the loss-balance marks' rule (:func:`.balance.balance_caption`), when logged
 
     def caption(self) -> str:
         """One paragraph stating every convention of the tables."""
@@ -57,13 +58,14 @@ class Conventions:
             ("MACs (G)", macs),
             *speed,
             ("Teacher", "Teacher: the reference model the distilled cells used."),
+            *([("Variant [marks]", self.balance)] if self.balance else []),
             ("Bold", "Bold (CSV: best_* columns): best student per column and task (highest PSNR, SSIM and Δ; "
                      "lowest params and MACs), marked only where the values differ."),
         ]
 
 
 def read_conventions(grid: GridRun, cells: pd.DataFrame, arch: Mapping[str, Mapping[str, Any]],
-                     power: str) -> Conventions:
+                     power: str, balance: str = "") -> Conventions:
     """The conventions of ``grid``'s finished cells (``cells``: :func:`.records.cell_frame`) and
     architecture records ``arch``, with the study's ``power`` statement; differing values across
     records are all listed."""
@@ -80,7 +82,8 @@ def read_conventions(grid: GridRun, cells: pd.DataFrame, arch: Mapping[str, Mapp
                   f"{tput['threads']} threads, median of {tput['repeats']} timed runs ({tput['timer']})"
                   if tput else "")
     shape = "x".join(map(str, first.get("input_shape", [])))
-    return Conventions(grid.profile, tuple(grid.seeds), scoring, shape, first.get("counter", ""), throughput, power)
+    return Conventions(grid.profile, tuple(grid.seeds), scoring, shape, first.get("counter", ""), throughput, power,
+                       balance)
 
 
 def _values(frame: pd.DataFrame, column: str, fmt: Any) -> str:

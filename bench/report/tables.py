@@ -62,7 +62,7 @@ def render_rows(table: pd.DataFrame, bold: Callable[[str], str], escape: Callabl
         student = r["role"] == "student"
         is_ref = student and r["label"] == REFERENCE_LABEL
         cells = {
-            "Task": r["task"], "Variant": r["label"],
+            "Task": r["task"], "Variant": _variant(r),
             "Seeds": f"{int(r['n_done'])}/{int(r['n_cells'])}" if student else "teacher",
             "PSNR (dB)": _mean_std(r["psnr_mean"], r.get("psnr_std"), 2),
             "SSIM": _mean_std(r["ssim_mean"], r.get("ssim_std"), 4),
@@ -108,6 +108,12 @@ def csv_table(table: pd.DataFrame) -> str:
     """The numbers behind the table, one row per table row, ``best_*`` and ``inconclusive_*`` flag
     columns included (``inconclusive_*`` empty where there is no interval)."""
     return table.to_csv(index=False, float_format="%.6g")
+
+
+def _variant(row: Mapping[str, Any]) -> str:
+    """The label, with its loss-balance marks in brackets (``skd [dominant: contrastive]``)."""
+    marks = row.get("balance")
+    return f"{row['label']} [{marks}]" if isinstance(marks, str) and marks else str(row["label"])
 
 
 def _number(value: Any) -> str:
