@@ -49,7 +49,8 @@ class Conventions:
                            "excluded."),
             ("MACs (G)", macs),
             *speed,
-            ("Teacher", "Teacher: the reference model the distilled cells used."),
+            ("Teacher", "Teacher: each task's reference model, the one the distilled cells used (or the grid "
+                        "trained with train_teacher), on its own schedule."),
             ("Bold", "Bold (CSV: best_* columns): best student per column and task (highest PSNR, SSIM and Δ; "
                      "lowest params and MACs), marked only where the values differ."),
         ]
