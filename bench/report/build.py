@@ -11,8 +11,8 @@ from skd_core.atomic import atomic_write_text
 from skd_core.errors import SkdError
 
 from ..grid import Grid
-from . import figures, qualitative, tables
-from .conventions import read_conventions
+from . import figures, paper_layout, qualitative, tables
+from .conventions import Conventions, read_conventions
 from .html import write_study_html
 from .measures import arch_records
 from .pages import PAGE, run_info, study_page
@@ -48,7 +48,8 @@ def build_report(spec: Grid, runs_dir: Path, out: Path) -> Path:
     table_paths = [atomic_write_text(root / "tables" / f"{TABLE}.md", table_md),
                    atomic_write_text(root / "tables" / f"{TABLE}.tex",
                                      tables.latex_table(table, conv.caption(), grid.study)),
-                   atomic_write_text(root / "tables" / f"{TABLE}.csv", tables.csv_table(table))]
+                   atomic_write_text(root / "tables" / f"{TABLE}.csv", tables.csv_table(table)),
+                   *_paper_layout(root / "tables", cells, summary, teachers, conv, title, grid.study)]
     atomic_write_text(root / "records.csv", cells.to_csv(index=False))
     drawn, not_drawn = _figures(root / "figures", cells, summary, table, history_frame(results),
                                 _speed(cells, arch), _model_plans(grid, results))
@@ -57,6 +58,23 @@ def build_report(spec: Grid, runs_dir: Path, out: Path) -> Path:
     readme = atomic_write_text(root / PAGE, page)
     write_study_html(grid, cells, table, table_paths, drawn, not_drawn, conv, info, root)
     return readme
+
+
+def _paper_layout(folder: Path, cells: pd.DataFrame, summary: pd.DataFrame, teachers: pd.DataFrame,
+                  conv: Conventions, title: str, study: str) -> list[Path]:
+    """The paper-layout table (:mod:`.paper_layout`) when the grid has two tasks or more, else none
+    (and any an earlier report left is removed); returns the files written."""
+    tasks = list(dict.fromkeys(cells["task"]))
+    paths = [folder / f"{paper_layout.STEM}.{fmt}" for fmt in ("md", "tex", "csv")]
+    if len(tasks) < 2:
+        for path in paths:
+            path.unlink(missing_ok=True)
+        return []
+    frame = paper_layout.layout_frame(summary, teachers, tasks)
+    caption = paper_layout.layout_caption(conv, cells, teachers, frame)
+    texts = (paper_layout.markdown_layout(frame, tasks, caption, f"{title} (paper layout)"),
+             paper_layout.latex_layout(frame, tasks, caption, study), paper_layout.csv_layout(frame))
+    return [atomic_write_text(path, text) for path, text in zip(paths, texts, strict=True)]
 
 
 def _macs_g(arch: dict, model: str) -> float:
