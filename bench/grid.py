@@ -10,8 +10,11 @@ Spec keys::
     tasks: [denoise25]
     seeds: [0, 1, 2]
     teacher_seed: 0                # one teacher per (profile, task) shared by all student seeds
+    train_teacher: false           # true: train each task's teacher even when no cell's method needs
+                                   # one (the reference of a scratch-only study's report)
     base: {method: skd, student: null, options: {...}, profile_overrides: {...}}
-    axes: {options.mca_dims: [none, channel, spatial, both]}   # dotted keys into a cell
+    axes: {options.mca_dims: [none, channel, spatial, both]}   # dotted keys into a cell, e.g.
+                                   # profile_overrides.student_train.steps: [150, 600]
     cells: [{label: ..., method: ..., options: {...}}]          # explicit cells, added to the product
     reference: true                # add the scratch student (the baseline of every difference)
     plugins: [my_methods.py]       # files (relative to this spec) or modules registering models/methods
@@ -38,8 +41,8 @@ import yaml
 
 from skd_core.errors import ConfigError, SkdError, check_keys, closest_first
 
-SPEC_KEYS = ("study", "description", "profile", "profile_overrides", "tasks", "seeds", "teacher_seed", "base",
-             "axes", "cells", "reference", "plugins", "report")
+SPEC_KEYS = ("study", "description", "profile", "profile_overrides", "tasks", "seeds", "teacher_seed",
+             "train_teacher", "base", "axes", "cells", "reference", "plugins", "report")
 CELL_KEYS = ("label", "method", "student", "options", "profile_overrides", "task")
 DEFAULT_METHOD = "skd"
 #: spec keys that only change how a run is presented, not which cells it has
@@ -89,6 +92,7 @@ class Grid:
     overrides: dict[str, Any]
     plugins: tuple[str, ...] = ()
     qualitative: QualitativeOptions = field(default_factory=QualitativeOptions)
+    train_teacher: bool = False  # train each task's teacher even when no cell's method needs one
 
     def labels(self) -> list[str]:
         return list(dict.fromkeys(c.label for c in self.cells))
@@ -196,7 +200,8 @@ def _expand(spec: dict[str, Any], path: Path, profile: str | None, overrides: Ma
                 cells.append(CellSpec(cell["label"], task, seed, cell.get("method", DEFAULT_METHOD),
                                       cell.get("student"), dict(options), _merge(prof_over, cell_over), chosen))
     return Grid(study, _typed(spec, "description", str, ""), path, profile_name, tasks, seeds, teacher_seed, cells,
-                spec, dict(overrides), tuple(plugins), _qualitative(_typed(spec, "report", dict, {})))
+                spec, dict(overrides), tuple(plugins), _qualitative(_typed(spec, "report", dict, {})),
+                _typed(spec, "train_teacher", bool, False))
 
 
 def _qualitative(report: dict[str, Any]) -> QualitativeOptions:

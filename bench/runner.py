@@ -50,9 +50,11 @@ class GridSummary:
 
 def manifest(grid: Grid, cells: Sequence[Cell], arch: dict[str, str] | None = None) -> dict[str, Any]:
     """What a report needs of a grid run, without recomputing anything: the spec, each cell's id,
-    label, axes and resolved config, and the keys of the architecture measurements."""
+    label, axes, resolved config and teacher id (None when the grid trains no teacher for it), and
+    the keys of the architecture measurements."""
     rows = [{"id": c.id, "label": c.label, "task": c.task, "seed": c.seed, "method": c.job.method,
-             "student": c.job.student, "teacher_model": c.job.profile.teacher, "axes": c.axes,
+             "student": c.job.student, "teacher_model": c.job.profile.teacher,
+             "teacher_id": _cell_teacher(c) if grid.train_teacher or _needs_teacher(c) else None, "axes": c.axes,
              "options": c.job.options, "throughput_size": list(c.job.profile.throughput_size),
              "config": c.job.config()} for c in cells]
     return {"study": grid.study, "description": grid.description, "spec_file": str(grid.path), "spec": grid.spec,
@@ -133,6 +135,15 @@ def _fail_unclaimed(store: RunStore, cell: Cell, error: str, trace: str) -> bool
         lock.release()
 
 
+def _needs_teacher(cell: Cell) -> bool:
+    return METHODS.get(cell.job.method).needs_teacher
+
+
+def _cell_teacher(cell: Cell) -> str:
+    """The id of the teacher of ``cell``'s profile, task and teacher seed."""
+    return teacher_id(cell.job.profile, cell.task, cell.job.teacher_seed)
+
+
 def _teacher(job: StudentJob, root: Path, device: str, threads: int, progress: bool) -> str:
     """Train (or find) a cell's teacher: ``done``, or ``failed: <error>`` with the traceback after a
     newline (the runner fails the cells that need it)."""
@@ -206,12 +217,12 @@ def run_grids(
             summary.busy += 1
         else:
             pending.append(cell)
-    needing = {c.id: teacher_id(c.job.profile, c.task, c.job.teacher_seed) for c in pending
-               if METHODS.get(c.job.method).needs_teacher}
+    needing = {c.id: _cell_teacher(c) for c in pending if _needs_teacher(c)}
+    # a grid with train_teacher gets its selected cells' teachers even when no cell needs one
+    asked = [c for grid, grid_cells in resolved if grid.train_teacher for c in grid_cells if c.id in cells]
     teachers: dict[str, StudentJob] = {}
-    for cell in pending:
-        if cell.id in needing:
-            teachers.setdefault(needing[cell.id], cell.job)
+    for cell in [*(c for c in pending if c.id in needing), *asked]:
+        teachers.setdefault(_cell_teacher(cell), cell.job)
     cpus = os.cpu_count() or 1
     threads = max(1, cpus // workers) if device == "cpu" else 0
     t0 = time.perf_counter()

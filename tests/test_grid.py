@@ -47,6 +47,25 @@ def test_expansion_labels_and_reference(tmp_path: Path):
     assert "mca_dims" not in cells[-1].job.options  # scratch: its own (empty) options
 
 
+def test_axis_over_a_profile_override_and_train_teacher(tmp_path: Path):
+    from bench.runner import manifest
+
+    grid = load_grid(write(tmp_path, "study: budget\nprofile: smoke\ntasks: [denoise25]\nseeds: [0]\n"
+                                     "train_teacher: true\nreference: false\nbase: {method: scratch}\naxes:\n"
+                                     "  student: [student-smoke, teacher-smoke]\n"
+                                     "  profile_overrides.student_train.steps: [2, 4]\n"))
+    assert grid.train_teacher and grid.labels() == ["student=student-smoke, steps=2", "student=student-smoke, steps=4",
+                                                    "student=teacher-smoke, steps=2", "student=teacher-smoke, steps=4"]
+    cells = cells_of(grid)
+    assert [c.job.profile.student_train.steps for c in cells] == [2, 4, 2, 4]
+    assert [c.job.profile.student_train.batch for c in cells] == [2] * 4  # the rest of the schedule kept
+    rows = manifest(grid, cells)["cells"]
+    assert len({c.id for c in cells}) == 4 and len({r["teacher_id"] for r in rows}) == 1  # one teacher per task
+    assert rows[0]["axes"] == {"student": "student-smoke", "profile_overrides.student_train.steps": 2}
+    plain = load_grid(write(tmp_path, GRID))
+    assert [r["teacher_id"] is None for r in manifest(plain, cells_of(plain))["cells"]] == [False] * 4 + [True] * 2
+
+
 def test_parsing_a_grid_imports_no_training_stack():
     code = ("import sys, bench.grid, bench.report; "
             "bad = sorted(m for m in sys.modules if m.startswith(('skd_core.methods', 'skd_core.losses', "

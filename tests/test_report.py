@@ -196,6 +196,7 @@ def test_every_output_file(report: tuple[Grid, Path]) -> None:
     for name in ("README.md", "records.csv", *(f"tables/summary.{x}" for x in ("md", "tex", "csv")),
                  *(f"figures/{f}.{x}" for f in ("ablation", "pareto", "training", "speedup") for x in ("png", "svg"))):
         assert (study / name).is_file(), name
+    assert not list(study.glob("tables/paper_layout.*"))  # one task: the summary table has that shape
     for png in study.glob("figures/*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     page = (study / "README.md").read_text()

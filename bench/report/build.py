@@ -11,8 +11,8 @@ from skd_core.atomic import atomic_write_text
 from skd_core.errors import SkdError
 
 from ..grid import Grid
-from . import balance, figures, qualitative, tables
-from .conventions import read_conventions
+from . import balance, budget, figures, paper_layout, qualitative, tables
+from .conventions import Conventions, read_conventions
 from .html import write_study_html
 from .measures import arch_records
 from .pages import PAGE, run_info, study_page
@@ -55,18 +55,52 @@ def build_report(spec: Grid, runs_dir: Path, out: Path) -> Path:
     table_paths = [atomic_write_text(root / "tables" / f"{TABLE}.md", table_md),
                    atomic_write_text(root / "tables" / f"{TABLE}.tex",
                                      tables.latex_table(table, conv.caption(), grid.study)),
-                   atomic_write_text(root / "tables" / f"{TABLE}.csv", tables.csv_table(table))]
+                   atomic_write_text(root / "tables" / f"{TABLE}.csv", tables.csv_table(table)),
+                   *_paper_layout(root / "tables", cells, summary, teachers, conv, title, grid.study)]
     if len(terms):
         table_paths.append(atomic_write_text(root / "tables" / "balance.csv", terms.to_csv(index=False,
                                                                                           float_format="%.6g")))
+    budget_plans, budget_tables = _budget(root, cells, teachers)
+    table_paths += budget_tables
     atomic_write_text(root / "records.csv", cells.to_csv(index=False))
     drawn, not_drawn = _figures(root / "figures", cells, summary, table, history_frame(results),
-                                _speed(cells, arch), _model_plans(grid, results, monitor))
+                                _speed(cells, arch), [*_model_plans(grid, results, monitor), *budget_plans])
     info = run_info(grid, [cells, teachers], runs_dir)
     page = study_page(grid, cells, table_md, table_paths, drawn, not_drawn, info, root)
     readme = atomic_write_text(root / PAGE, page)
     write_study_html(grid, cells, table, table_paths, drawn, not_drawn, conv, info, root)
     return readme
+
+
+def _paper_layout(folder: Path, cells: pd.DataFrame, summary: pd.DataFrame, teachers: pd.DataFrame,
+                  conv: Conventions, title: str, study: str) -> list[Path]:
+    """The paper-layout table (:mod:`.paper_layout`) when the grid has two tasks or more, else none
+    (and any an earlier report left is removed); returns the files written."""
+    tasks = list(dict.fromkeys(cells["task"]))
+    paths = [folder / f"{paper_layout.STEM}.{fmt}" for fmt in ("md", "tex", "csv")]
+    if len(tasks) < 2:
+        for path in paths:
+            path.unlink(missing_ok=True)
+        return []
+    frame = paper_layout.layout_frame(summary, teachers, tasks)
+    caption = paper_layout.layout_caption(conv, cells, teachers, frame)
+    texts = (paper_layout.markdown_layout(frame, tasks, caption, f"{title} (paper layout)"),
+             paper_layout.latex_layout(frame, tasks, caption, study), paper_layout.csv_layout(frame))
+    return [atomic_write_text(path, text) for path, text in zip(paths, texts, strict=True)]
+
+
+def _budget(root: Path, cells: pd.DataFrame, teachers: pd.DataFrame) -> tuple[list[qualitative.Plan], list[Path]]:
+    """The training-budget figure's plan and ``tables/budget.csv`` (:mod:`.budget`) when the grid's
+    axes vary the students' training steps, else none (and any an earlier report left is removed)."""
+    csv = root / "tables" / f"{budget.STEM}.csv"
+    if not budget.has_steps_axis(cells):
+        for path in (csv, *(root / "figures" / f"{budget.STEM}.{fmt}" for fmt in figures.FORMATS)):
+            path.unlink(missing_ok=True)
+        return [], []
+    frame = budget.budget_frame(cells, teachers)
+    plan = ("Training budget: PSNR vs training steps per student, teacher on its own schedule", budget.STEM,
+            lambda: figures.budget_figure(frame, teachers), "" if len(frame) else "no cell of the steps axis finished")
+    return [plan], [atomic_write_text(csv, budget.csv_budget(frame))]
 
 
 def _macs_g(arch: dict, model: str) -> float:

@@ -14,6 +14,9 @@ from .records import GridRun
 from .stats import LEVEL
 from .tables import INCONCLUSIVE
 
+#: scoring colour spaces as the records name them -> as captions state them
+COLOURS = {"rgb": "RGB", "y": "Y channel (ITU-R BT.601 luma)"}
+
 
 @dataclass(frozen=True)
 class Conventions:
@@ -21,7 +24,7 @@ class Conventions:
 
     profile: str
     seeds: tuple[int, ...]
-    scoring: dict[str, str]  # task -> "RGB, crop border 0 px, centre crop <= 64 px"
+    scoring: dict[str, str]  # task -> "embedded test set, RGB, crop border 0 px, centre crop <= 64 px"
     input_shape: str  # "1x3x64x64"; "" when no architecture was measured
     counter: str
     throughput: str  # "cpu (AMD EPYC), fp32, batch 1, 2 threads"
@@ -57,7 +60,8 @@ class Conventions:
                            "excluded."),
             ("MACs (G)", macs),
             *speed,
-            ("Teacher", "Teacher: the reference model the distilled cells used."),
+            ("Teacher", "Teacher: each task's reference model, the one the distilled cells used (or the grid "
+                        "trained with train_teacher), on its own schedule."),
             *([("Variant [marks]", self.balance)] if self.balance else []),
             ("Bold", "Bold (CSV: best_* columns): best student per column and task (highest PSNR, SSIM and Δ; "
                      "lowest params and MACs), marked only where the values differ."),
@@ -72,10 +76,12 @@ def read_conventions(grid: GridRun, cells: pd.DataFrame, arch: Mapping[str, Mapp
     done = cells[cells["status"] == "done"]
     scoring = {}
     for task, group in done.groupby("task", sort=False):
-        colour = _values(group, "metrics.color", str.upper)
-        crop = _values(group, "metrics.crop_border", lambda v: f"{int(v)} px")
-        side = _values(group, "metrics.max_side", lambda v: f"centre crop <= {int(v)} px" if v else "whole images")
-        scoring[task] = f"{colour}, crop border {crop}, {side}"
+        test = distinct_text(group, "config.test_data", str)
+        colour = distinct_text(group, "metrics.color", lambda v: COLOURS.get(v, str(v).upper()))
+        crop = distinct_text(group, "metrics.crop_border", lambda v: f"{int(v)} px")
+        side = distinct_text(group, "metrics.max_side",
+                             lambda v: f"centre crop <= {int(v)} px" if v else "whole images")
+        scoring[task] = f"{test} test set, {colour}, crop border {crop}, {side}"
     first = next(iter(arch.values()), {})
     tput = first.get("throughput") or {}
     throughput = (f"{tput['device']} ({tput['device_name']}), {tput['dtype']}, batch {tput['batch']}, "
@@ -86,6 +92,7 @@ def read_conventions(grid: GridRun, cells: pd.DataFrame, arch: Mapping[str, Mapp
                        balance)
 
 
-def _values(frame: pd.DataFrame, column: str, fmt: Any) -> str:
+def distinct_text(frame: pd.DataFrame, column: str, fmt: Any) -> str:
+    """The distinct values of ``frame[column]`` through ``fmt``, joined by `` / ``; ``unknown`` when none."""
     values = frame[column].dropna().unique() if column in frame else []
     return " / ".join(fmt(v) for v in values) or "unknown"

@@ -1,8 +1,8 @@
 """The figures of a study (seaborn on matplotlib's object API: no pyplot state, rendered by Agg
 for PNG), each saved as PNG and SVG: ablation intervals, PSNR vs cost with the Pareto front,
-training curves, teacher-student feature similarity over training, and realised speed-up vs MAC
-ratio. Figures drawn from model weights (restorations, error and attention maps) are in
-:mod:`bench.report.qualitative`."""
+training curves, teacher-student feature similarity over training, realised speed-up vs MAC
+ratio, and PSNR vs training steps (a study varying the students' steps). Figures drawn from model
+weights (restorations, error and attention maps) are in :mod:`bench.report.qualitative`."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from skd_core.atomic import atomic_write
 
 from ..grid import REFERENCE_LABEL
+from .budget import COLUMNS as BUDGET_COLUMNS
 from .records import CURVE_METRICS
 from .stats import LEVEL, pareto_front
 
@@ -174,3 +175,39 @@ def speedup_figure(speed: pd.DataFrame) -> Figure:
                title=f"speed-up vs MAC ratio ({speed['device'].iloc[0]})")
         ax.legend(fontsize=8)
     return fig
+
+
+def budget_figure(budget: pd.DataFrame, teachers: pd.DataFrame) -> Figure:
+    """Per task: PSNR (dB, mean over seeds; 95% t band from two seeds) against the students'
+    training steps (log2 axis) per student architecture (legend: params in M) from
+    :func:`.budget.budget_frame`, and the task's teacher, trained on its own schedule, as a dashed
+    horizontal line."""
+    tasks = list(dict.fromkeys(budget["task"]))
+    curves = ["student", *(c for c in budget if c not in BUDGET_COLUMNS)]  # what tells the curves apart
+    with sns.axes_style(STYLE):
+        fig = Figure(figsize=(6.5 * len(tasks), 4.5), layout="constrained")
+        for ax, task in zip(fig.subplots(1, len(tasks), squeeze=False)[0], tasks, strict=True):
+            data = budget[budget["task"] == task]
+            for i, (_, line) in enumerate(data.groupby(curves, sort=False, dropna=False)):
+                _budget_curve(ax, line.sort_values("steps"), f"C{i}")
+            for row in teachers[teachers["task"] == task].drop_duplicates("task").itertuples():
+                schedule = "a checkpoint" if pd.isna(row.steps) else f"its own schedule, {int(row.steps)} steps"
+                ax.axhline(row.psnr, color="k", ls="--", lw=1.2,
+                           label=f"teacher: {row.model} ({float(row.params) / 1e6:.3g} M; {schedule})")
+            steps = sorted(data["steps"].unique())
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(steps, [str(s) for s in steps])
+            ax.set(xlabel="student training steps (log2 scale)", ylabel="PSNR (dB), mean over seeds",
+                   title=f"{task}: PSNR vs training budget")
+            ax.legend(fontsize=8, loc="best")
+    return fig
+
+
+def _budget_curve(ax: Axes, line: pd.DataFrame, color: str) -> None:
+    """One architecture's PSNR against steps, its 95% band where there are two seeds or more."""
+    first = line.iloc[0]
+    others = "".join(f", {c.split('.')[-1]}={first[c]}" for c in line if c.startswith("axis."))
+    ax.plot(line["steps"], line["psnr"], marker="o", color=color,
+            label=f"{first['student']} ({first['params_M']:.3g} M{others})")
+    if line["psnr_low"].notna().any():
+        ax.fill_between(line["steps"], line["psnr_low"], line["psnr_high"], color=color, alpha=0.2, lw=0)

@@ -150,7 +150,7 @@ def _summary(table: pd.DataFrame, conventions: Conventions, title: str) -> str:
 def _teachers(table: pd.DataFrame) -> str:
     teachers = table[table["role"] == "teacher"]
     if not len(teachers):
-        return "<p>None: no distilled cell finished, so no teacher was used.</p>"
+        return "<p>None: no distilled cell finished, and the grid trains no teacher of its own (train_teacher).</p>"
     rendered = [dict(zip(HEADERS, r, strict=True)) for r in render_rows(teachers, str, _e)]
     rows = [[r["Task"], _e(model), r["PSNR (dB)"], r["SSIM"], r["Params (M)"], r["MACs (G)"], _e(tid)]
             for r, model, tid in zip(rendered, teachers["model"], teachers["teacher_id"], strict=True)]

@@ -66,7 +66,7 @@ def study_page(grid: GridRun, cells: pd.DataFrame, table_md: str, tables: Sequen
     lines = [f"# {grid.study}", "", grid.description or "(no description)", "",
              f"Grid `{grid.path}`, profile `{grid.profile}`, tasks {', '.join(grid.tasks)}, seeds "
              f"{', '.join(map(str, grid.seeds))}: {len(cells)} cells ({status}).", "", "## Table", "", table_md,
-             "Files: " + " · ".join(f"[{p.suffix[1:]}]({_rel(p, root)})" for p in tables)
+             "Files: " + " · ".join(f"[{p.name}]({_rel(p, root)})" for p in tables)
              + f" · per-cell records: [records.csv]({_rel(root / 'records.csv', root)})", "", "## Figures", ""]
     for title, paths in figures.items():
         png = next(p for p in paths if p.suffix == ".png")

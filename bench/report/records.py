@@ -24,14 +24,15 @@ from ..store import RunStore
 SKIPPED_FIELDS = ("traceback",)
 #: history metrics the training-curve figure plots, in panel order
 CURVE_METRICS = ("loss", "pixel_l1", "val_psnr")
-TEACHER_COLUMNS = ("task", "id", "model", "psnr", "ssim", "params")
+TEACHER_COLUMNS = ("task", "id", "model", "psnr", "ssim", "params", "steps")
 #: history keys of the teacher-student similarity probe: ``sim/<tap>`` (linear CKA, see bench.jobs)
 SIMILARITY_PREFIX = "sim/"
 
 
 @dataclass(frozen=True)
 class ManifestCell:
-    """A cell as the runner recorded it in the grid's manifest."""
+    """A cell as the runner recorded it in the grid's manifest; ``teacher_id``: the teacher the grid
+    trains for it (None when none, or in manifests written before the runner recorded it)."""
 
     id: str
     label: str
@@ -44,6 +45,7 @@ class ManifestCell:
     options: dict[str, Any]
     throughput_size: tuple[int, int]
     config: dict[str, Any]
+    teacher_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,8 @@ def load_run(grid: Grid, runs_dir: Path) -> GridRun:
                        f"{grid.profile} --runs-dir {runs_dir}" + (f" (runs of this study there: {others})" if others
                                                                    else ""))
     cells = [ManifestCell(c["id"], c["label"], c["task"], c["seed"], c["method"], c["student"], c["teacher_model"],
-                          c["axes"], c["options"], tuple(c["throughput_size"]), c["config"]) for c in data["cells"]]
+                          c["axes"], c["options"], tuple(c["throughput_size"]), c["config"], c.get("teacher_id"))
+             for c in data["cells"]]
     return GridRun(grid.study, grid.description, grid.path, grid.profile, grid.tasks, grid.seeds, grid.spec, cells,
                    data.get("arch", {}), grid.qualitative, store)
 
@@ -129,19 +132,25 @@ def cell_frame(results: Sequence[CellResult]) -> pd.DataFrame:
 
 
 def teacher_frame(results: Sequence[CellResult], store: RunStore) -> pd.DataFrame:
-    """One row per teacher the finished cells used: task, id, model, psnr (dB), ssim, params and its
-    provenance; from the teacher's record, else the scores the cells copied."""
+    """One row per teacher of the grid: those the finished cells used, then those the manifest names
+    (a grid with ``train_teacher``) whose record is done: task, id, model, psnr (dB), ssim, params,
+    steps (trained; NaN for a checkpoint) and its provenance; from the teacher's record, else the
+    scores the cells copied."""
     rows: dict[str, dict[str, Any]] = {}
-    for r in results:
-        used = (r.record or {}).get("teacher") if r.status == "done" else None
-        if not used or used["id"] in rows:
+    used = [(r, (r.record or {}).get("teacher") if r.status == "done" else None) for r in results]
+    named = [(r, {"id": r.cell.teacher_id}) for r in results if r.cell.teacher_id]
+    for r, teacher in [*used, *named]:
+        if not teacher or teacher["id"] in rows:
             continue
-        record = teacher_record(store, used["id"]) or {}
-        metrics = record.get("metrics") or used.get("metrics") or {}
-        rows[used["id"]] = {"task": r.cell.task, "id": used["id"],
-                            "model": record.get("model", r.cell.teacher_model),
-                            "psnr": metrics.get("psnr"), "ssim": metrics.get("ssim"), "params": record.get("params"),
-                            **{k: v for k, v in flatten(record).items() if k.startswith("provenance.")}}
+        record = teacher_record(store, teacher["id"]) or {}
+        metrics = record.get("metrics") or teacher.get("metrics")
+        if not metrics:  # a named teacher not trained (yet), or failed
+            continue
+        rows[teacher["id"]] = {"task": r.cell.task, "id": teacher["id"],
+                               "model": record.get("model", r.cell.teacher_model),
+                               "psnr": metrics.get("psnr"), "ssim": metrics.get("ssim"),
+                               "params": record.get("params"), "steps": (record.get("training") or {}).get("steps"),
+                               **{k: v for k, v in flatten(record).items() if k.startswith("provenance.")}}
     return pd.DataFrame(list(rows.values())) if rows else pd.DataFrame(columns=TEACHER_COLUMNS)
 
 

@@ -29,7 +29,7 @@ MISSING = "—"
 INCONCLUSIVE = "(inconclusive)"
 LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                 "±": r"$\pm$", "Δ": r"$\Delta$", "—": "--", "≤": r"$\leq$"}
+                 "±": r"$\pm$", "Δ": r"$\Delta$", "—": "--", "≤": r"$\leq$", "†": r"$^\dagger$"}
 
 
 def table_frame(summary: pd.DataFrame, teachers: pd.DataFrame) -> pd.DataFrame:
@@ -100,7 +100,7 @@ def latex_table(table: pd.DataFrame, caption: str, label: str) -> str:
 
 
 def latex_escape(text: str) -> str:
-    """``text`` with LaTeX's special characters (and ±, Δ, —, ≤) escaped."""
+    """``text`` with LaTeX's special characters (and ±, Δ, —, ≤, †) escaped."""
     return re.sub("|".join(map(re.escape, LATEX_ESCAPES)), lambda m: LATEX_ESCAPES[m.group()], str(text))
 
 
