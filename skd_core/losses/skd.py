@@ -4,7 +4,8 @@
 *adapted* student feature (``B, C_T, H, W``), ``T`` the teacher feature, ``S_c`` / ``S_s`` the
 channel / spatial cross-net attention of ``S`` queried by ``T`` (:mod:`skd_core.mca`) and ``D``
 a feature distance (:mod:`skd_core.losses.distance`; GK by default). A term whose MCA form is
-switched off (``dims``) is left out, not counted as zero.
+switched off (``dims``) is left out, not counted as zero. With a :class:`~skd_core.mca.LearnedTemperature`,
+each tap's MCA forms attend at that tap's learned temperatures instead of the fixed one.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..mca import CrossNetAttention
+from ..mca import CrossNetAttention, LearnedTemperature, Temperature
 
 
 class SKDFeatureLoss(nn.Module):
@@ -23,11 +24,19 @@ class SKDFeatureLoss(nn.Module):
     of ``L_GK``: ``"feature"`` = sum D(S, T), and where enabled ``"channel"`` = alpha1 sum D(S_c, T)
     and ``"spatial"`` = alpha1 sum D(S_s, T); ``L_GK`` is the sum of the parts."""
 
-    def __init__(self, distance: nn.Module, mca: CrossNetAttention, alpha1: float = 0.5) -> None:
+    def __init__(
+        self, distance: nn.Module, mca: CrossNetAttention, alpha1: float = 0.5,
+        temperature: LearnedTemperature | None = None,
+    ) -> None:
         super().__init__()
         self.distance = distance
         self.mca = mca
         self.alpha1 = alpha1
+        self.temperature = temperature
+
+    def temperatures(self, path: str) -> dict[str, Temperature] | None:
+        """Tap ``path``'s learned temperatures per form (``None``: the MCA's fixed one)."""
+        return self.temperature(path) if self.temperature is not None else None
 
     def forward(
         self, student: Mapping[str, torch.Tensor], teacher: Mapping[str, torch.Tensor]
@@ -38,7 +47,7 @@ class SKDFeatureLoss(nn.Module):
         for path, t in teacher.items():
             s = student[path]
             terms = {"feature": self.distance(s, t)}
-            for dim, attended in self.mca(s, t).items():
+            for dim, attended in self.mca(s, t, self.temperatures(path)).items():
                 terms[dim] = self.alpha1 * self.distance(attended, t)
             for name, value in terms.items():
                 parts[name] = parts[name] + value if name in parts else value

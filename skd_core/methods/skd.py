@@ -5,8 +5,14 @@ Terms: ``skd_feature``, ``skd_channel``, ``skd_spatial`` (the parts of ``alpha2 
 only where enabled) and ``contrastive``. Defaults (*ours* where the paper is silent):
 alpha1..3 = 0.5 / 0.1 / 0.1 (the sibling paper's values); GK ``sigma`` 1.0 with ``d`` the
 per-sample mean squared difference; MCA on both dims, L2-normalised logits divided by
-``temperature`` 1.0 (:mod:`skd_core.mca`); taps :data:`~skd_core.taps.DEFAULT_TAPS`; contrastive
-loss on with the offline ``teacher`` extractor.
+``temperature`` 0.1 (provisional, chosen by the rule in :mod:`skd_core.mca`); taps
+:data:`~skd_core.taps.DEFAULT_TAPS`; contrastive loss on with the offline ``teacher`` extractor.
+
+``temperature="learned"`` gives every tap and MCA form its own learnable temperature
+(:class:`~skd_core.mca.LearnedTemperature`, initialised at ``temperature_init``). Like the
+adapters, the learned temperatures belong to this method, not the student: the optimizer steps them
+with the student, the distiller's checkpoint saves them, and a record counts them in
+``adapter_params``, never in the student's parameters.
 """
 
 from __future__ import annotations
@@ -31,12 +37,14 @@ from ..losses.contrastive import (
 )
 from ..losses.distance import DISTANCES, GK_REDUCTIONS, build_distance
 from ..losses.skd import SKDFeatureLoss
-from ..mca import MCA_DIMS, NORMALIZATIONS, CrossNetAttention
+from ..mca import DEFAULT_TEMPERATURE, MCA_DIMS, NORMALIZATIONS, CrossNetAttention, LearnedTemperature
 from ..taps import DEFAULT_TAPS
 from .base import DistillMethod, Step, device_of, need_probe, register_method
 from .options import MethodOptions, option
 
 EXTRACTORS = ("teacher", "vgg19")
+#: the named (non-number) values of option ``temperature``
+TEMPERATURE_MODES = ("learned",)
 #: diagnostics: the most taps whose attention is kept, and the spatial map's query tokens as
 #: (row, column) fractions of the tap's feature map
 DIAGNOSTIC_TAPS = 3
@@ -54,7 +62,12 @@ class SKDOptions(MethodOptions):
     sigma: float = option(1.0, positive=True, help="GK bandwidth")
     gk_reduction: str = option("mean", choices=GK_REDUCTIONS, help="GK's d over C, H, W")
     distance: str = option("gk", choices=DISTANCES.names, help="D in L_GK")
-    temperature: float = option(1.0, positive=True, help="MCA lambda (divides the logits)")
+    temperature: float | str = option(
+        DEFAULT_TEMPERATURE, positive=True, choices=TEMPERATURE_MODES,
+        help="MCA lambda dividing the logits: a fixed number > 0 (default 0.1, provisional), or 'learned': one "
+             "learnable lambda per tap and MCA form, kept positive as exp(log lambda)")
+    temperature_init: float = option(DEFAULT_TEMPERATURE, positive=True,
+                                     help="initial lambda of temperature 'learned' (ignored when fixed)")
     mca_dims: str = option("both", choices=MCA_DIMS)
     mca_normalize: str = option("l2", choices=NORMALIZATIONS)
     taps: tuple[str, ...] | None = option(None, help="dotted module paths in both models; None: DEFAULT_TAPS")
@@ -115,7 +128,8 @@ class SKD(DistillMethod):
     def diagnostics(self, step: Step) -> dict[str, torch.Tensor]:
         """Cross-net attention of the first sample at up to :data:`DIAGNOSTIC_TAPS` taps (evenly
         spread, first and last included), at the loss's temperature and normalisation: the channel
-        map and the spatial rows of the :data:`QUERY_POINTS` tokens (none when MCA is off)."""
+        map and the spatial rows of the :data:`QUERY_POINTS` tokens (none when MCA is off); with a
+        learned temperature also every ``temperature/<tap>/<form>`` (0-dim)."""
         if self.feature_loss.mca.dims == "none":
             return {}
         index = np.unique(np.round(np.linspace(0, len(self.taps) - 1, min(DIAGNOSTIC_TAPS, len(self.taps)))))
@@ -124,10 +138,13 @@ class SKD(DistillMethod):
             s, t = self.adapters(path, step.student_feats[path][:1]), step.teacher_feats[path][:1]
             h, w = t.shape[2:]
             points = [(min(int(fy * h), h - 1), min(int(fx * w), w - 1)) for fy, fx in QUERY_POINTS]
-            weights = self.feature_loss.mca.weights(s, t, [row * w + col for row, col in points])
+            weights = self.feature_loss.mca.weights(s, t, [row * w + col for row, col in points],
+                                                    self.feature_loss.temperatures(path))
             out[f"attention/{path}/channel"] = weights["channel"][0]
             out[f"attention/{path}/spatial"] = weights["spatial"][0]
             out[f"attention/{path}/queries"] = torch.tensor(points)
+        if self.feature_loss.temperature is not None:
+            out.update({f"temperature/{k}": torch.tensor(v) for k, v in self.feature_loss.temperature.values().items()})
         return out
 
 
@@ -135,11 +152,10 @@ def build(student: nn.Module, teacher: nn.Module | None, options: SKDOptions, pr
     o = options
     taps = o.taps or DEFAULT_TAPS
     adapters = Adapters.from_probe(student, teacher, taps, need_probe("skd", probe))
-    feature_loss = SKDFeatureLoss(
-        build_distance(o.distance, o.sigma, o.gk_reduction),
-        CrossNetAttention(o.mca_dims, o.temperature, o.mca_normalize),
-        o.alpha1,
-    )
+    learned = o.temperature == "learned"
+    mca = CrossNetAttention(o.mca_dims, o.temperature_init if learned else o.temperature, o.mca_normalize)
+    temperature = LearnedTemperature(taps, mca.forms, o.temperature_init) if learned and mca.forms else None
+    feature_loss = SKDFeatureLoss(build_distance(o.distance, o.sigma, o.gk_reduction), mca, o.alpha1, temperature)
     contrastive, frozen, negative_taps = None, [], ()
     if o.contrastive:
         if o.extractor == "vgg19":
