@@ -37,6 +37,9 @@ Readings the paper leaves open, each a named option (*ours*):
   yet, so 0.3 might also pass: the choice stands until they are. The paper's hint "temperature
   1e-6" has no stated meaning; as a divisor of cosine logits it makes the softmax a hard arg-max,
   so it is not the default, but it can be set.
+
+:func:`normalized_entropy` measures how far a map is from uniform (1) or one-hot (0); the SKD
+method logs it per tap and form (``entropy/<tap>/<form>``) while training.
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ MCA_FORMS = {"none": (), "channel": ("channel",), "spatial": ("spatial",), "both
 NORMALIZATIONS = ("l2", "none")
 SPATIAL_IMPLS = ("sdpa", "matmul")
 DEFAULT_TEMPERATURE = 0.1
+#: the most query rows of the spatial map whose entropy is measured (evenly spaced tokens)
+ENTROPY_QUERIES = 256
 
 #: a fixed temperature (float) or a learned one (0-dim tensor, positive by construction)
 Temperature = float | torch.Tensor
@@ -181,6 +186,22 @@ def attention_weights(
             "spatial": spatial_weights(student, teacher, queries, temperature, normalize)}
 
 
+def normalized_entropy(weights: torch.Tensor) -> torch.Tensor:
+    """Mean normalised entropy ``H(row) / log K`` of the rows (along the last axis, length ``K``) of
+    an attention map, averaged over every other axis: 1 for uniform rows, 0 for one-hot rows
+    (``0 log 0 = 0``); 0 when ``K = 1``. Computed in float32 at least; returns a 0-dim tensor."""
+    k = weights.shape[-1]
+    p = weights.float() if weights.dtype in (torch.float16, torch.bfloat16) else weights
+    if k < 2:
+        return p.new_zeros(())
+    return (-torch.special.xlogy(p, p).sum(-1) / math.log(k)).mean()
+
+
+def evenly_spaced(n: int, count: int) -> list[int]:
+    """``min(n, count)`` indices spread evenly over ``range(n)``, first and last included."""
+    return torch.linspace(0, n - 1, min(n, count)).round().long().unique().tolist()
+
+
 class LearnedTemperature(nn.Module):
     """One learnable MCA temperature per tap and per form: ``lambda = exp(log_temperature)``, positive
     whatever the parameter (Adam then steps ``lambda`` multiplicatively), initialised at ``init``.
@@ -263,6 +284,23 @@ class CrossNetAttention(nn.Module):
         return {"channel": channel_weights(student, teacher, self._lambda("channel", temperatures), self.normalize),
                 "spatial": spatial_weights(student, teacher, queries, self._lambda("spatial", temperatures),
                                            self.normalize)}
+
+    def entropy(
+        self, student: torch.Tensor, teacher: torch.Tensor, temperatures: Mapping[str, Temperature] | None = None,
+        max_queries: int = ENTROPY_QUERIES,
+    ) -> dict[str, torch.Tensor]:
+        """:func:`normalized_entropy` of each form ``dims`` runs, at the loss's temperatures and
+        normalisation, averaged over rows and the batch. The spatial rows are at most ``max_queries``
+        :func:`evenly_spaced` query tokens (``Q x N`` logits; the ``N x N`` map is never built)."""
+        out = {}
+        if "channel" in self.forms:
+            lam = self._lambda("channel", temperatures)
+            out["channel"] = normalized_entropy(channel_weights(student, teacher, lam, self.normalize))
+        if "spatial" in self.forms:
+            rows = evenly_spaced(student.shape[2] * student.shape[3], max_queries)
+            lam = self._lambda("spatial", temperatures)
+            out["spatial"] = normalized_entropy(spatial_weights(student, teacher, rows, lam, self.normalize).flatten(2))
+        return out
 
     def extra_repr(self) -> str:
         return f"dims={self.dims!r}, temperature={self.temperature}, normalize={self.normalize!r}, impl={self.impl!r}"

@@ -14,7 +14,10 @@ from skd_core.mca import (
     CrossNetAttention,
     LearnedTemperature,
     channel_attention,
+    evenly_spaced,
+    normalized_entropy,
     spatial_attention,
+    spatial_weights,
 )
 from skd_core.methods import SKDOptions, build_distiller
 from skd_core.models import build_model
@@ -99,3 +102,55 @@ def test_learned_temperature_only_for_the_forms_that_run():
 def test_bad_temperatures_are_one_clear_error(bad, match):
     with pytest.raises(ConfigError, match=match):
         SKDOptions.from_dict(bad)
+
+
+# --- attention entropy monitor ---------------------------------------------------------------------
+
+
+def test_normalized_entropy_is_one_for_uniform_rows_and_zero_for_one_hot_rows():
+    assert normalized_entropy(torch.full((2, 3, 5), 0.2)).item() == pytest.approx(1.0, abs=1e-6)
+    assert normalized_entropy(torch.eye(5).expand(2, 5, 5)).item() == 0.0
+    half = torch.tensor([[0.5, 0.5, 0.0, 0.0]])  # H = log 2 of log 4
+    assert normalized_entropy(half).item() == pytest.approx(0.5, abs=1e-6)
+
+
+def test_mca_entropy_of_uniform_and_one_hot_maps():
+    flat = torch.ones(1, 4, 3, 3)  # every student channel (and token) alike: uniform rows
+    teacher = torch.randn(1, 4, 3, 3)
+    uniform = CrossNetAttention("both", temperature=0.01).entropy(flat, teacher)
+    assert uniform["channel"].item() == pytest.approx(1.0, abs=1e-6)
+    assert uniform["spatial"].item() == pytest.approx(1.0, abs=1e-6)
+    one_hot = torch.eye(4).reshape(1, 4, 2, 2)  # channel c = token c: orthonormal rows and tokens
+    sharp = CrossNetAttention("both", temperature=1e-3).entropy(one_hot, one_hot)
+    assert sharp["channel"].item() < 1e-6 and sharp["spatial"].item() < 1e-6
+
+
+def test_spatial_entropy_reads_at_most_256_evenly_spaced_rows():
+    rows = evenly_spaced(20 * 30, 256)
+    assert len(rows) == 256 and rows[0] == 0 and rows[-1] == 599 and rows == sorted(set(rows))
+    assert evenly_spaced(9, 256) == list(range(9))
+    s, t = torch.randn(2, 4, 20, 30, dtype=torch.float64), torch.randn(2, 4, 20, 30, dtype=torch.float64)
+    got = CrossNetAttention("spatial", temperature=0.1).entropy(s, t)["spatial"]
+    full = spatial_weights(s, t, list(range(600)), 0.1).flatten(2)[:, rows]  # the 600 x 600 map's rows
+    want = (-(full * full.log()).sum(-1) / math.log(600)).mean()
+    assert got.item() == pytest.approx(want.item(), rel=1e-10)
+
+
+def test_monitor_logs_entropy_per_tap_and_form_and_the_learned_temperatures():
+    lq, gt = _batch()
+    distiller = _skd({"temperature": "learned", "contrastive": False})
+    recorded = distiller.balance(lq, gt)  # what the training loop logs
+    taps = distiller.method.taps
+    for path in taps:
+        for form in ("channel", "spatial"):
+            assert 0.0 < recorded[f"entropy/{path}/{form}"] <= 1.0
+            assert recorded[f"temperature/{path}/{form}"] == pytest.approx(0.1)
+    with torch.no_grad():
+        step = distiller.step(lq, gt)
+        s = distiller.method.adapters(taps[0], step.student_feats[taps[0]])
+        channel = distiller.method.feature_loss.mca.weights(s, step.teacher_feats[taps[0]], [0])["channel"]
+    assert recorded[f"entropy/{taps[0]}/channel"] == pytest.approx(normalized_entropy(channel).item(), rel=1e-5)
+    channel_only = _skd({"mca_dims": "channel", "contrastive": False})
+    assert set(channel_only.method.monitor(channel_only.step(lq, gt))) == {f"entropy/{p}/channel" for p in taps}
+    off = _skd({"mca_dims": "none", "contrastive": False})
+    assert off.method.monitor(off.step(lq, gt)) == {}

@@ -125,6 +125,22 @@ class SKD(DistillMethod):
     def frozen_modules(self) -> list[nn.Module]:
         return list(self._frozen)
 
+    @torch.no_grad()
+    def monitor(self, step: Step) -> dict[str, float]:
+        """At every tap where MCA runs, ``entropy/<tap>/<form>``: the normalised entropy of each form's
+        map (:meth:`~skd_core.mca.CrossNetAttention.entropy`; 1 uniform, 0 one-hot) at the loss's
+        temperatures and normalisation, averaged over rows and the batch, the spatial form over at
+        most :data:`~skd_core.mca.ENTROPY_QUERIES` evenly spaced query rows; with a learned
+        temperature also ``temperature/<tap>/<form>``."""
+        loss, out = self.feature_loss, {}
+        for path in self.taps if loss.mca.forms else ():
+            s, t = self.adapters(path, step.student_feats[path]), step.teacher_feats[path]
+            out.update({f"entropy/{path}/{form}": float(v)
+                        for form, v in loss.mca.entropy(s, t, loss.temperatures(path)).items()})
+        if loss.temperature is not None:
+            out.update({f"temperature/{k}": v for k, v in loss.temperature.values().items()})
+        return out
+
     def diagnostics(self, step: Step) -> dict[str, torch.Tensor]:
         """Cross-net attention of the first sample at up to :data:`DIAGNOSTIC_TAPS` taps (evenly
         spread, first and last included), at the loss's temperature and normalisation: the channel
