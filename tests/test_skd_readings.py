@@ -4,11 +4,13 @@ monitor, the median-heuristic GK bandwidth and the contrastive forms (docs/desig
 from __future__ import annotations
 
 import math
+import statistics
 
 import pytest
 import torch
 
 from skd_core.errors import ConfigError
+from skd_core.losses import GaussianKernelDistance, MedianBandwidth, SKDFeatureLoss
 from skd_core.mca import (
     DEFAULT_TEMPERATURE,
     CrossNetAttention,
@@ -21,6 +23,9 @@ from skd_core.mca import (
 )
 from skd_core.methods import SKDOptions, build_distiller
 from skd_core.models import build_model
+from skd_core.train.checkpoint import TrainState, load_checkpoint_into, save_checkpoint
+from skd_core.train.config import TrainConfig
+from skd_core.train.schedule import build_optimizer, build_scheduler
 
 
 def _skd(options: dict, seed: int = 0):
@@ -154,3 +159,77 @@ def test_monitor_logs_entropy_per_tap_and_form_and_the_learned_temperatures():
     assert set(channel_only.method.monitor(channel_only.step(lq, gt))) == {f"entropy/{p}/channel" for p in taps}
     off = _skd({"mca_dims": "none", "contrastive": False})
     assert off.method.monitor(off.step(lq, gt)) == {}
+
+
+# --- GK bandwidth by the median heuristic ----------------------------------------------------------
+
+
+def _hand_median_sigma2(x: torch.Tensor, y: torch.Tensor, reduction: str) -> float:
+    """The median over samples of d = sum (or mean) of squared differences, one element at a time."""
+    per_sample = []
+    for i in range(x.shape[0]):
+        sq = [(a - b) ** 2 for a, b in zip(x[i].flatten().tolist(), y[i].flatten().tolist(), strict=True)]
+        per_sample.append(sum(sq) / len(sq) if reduction == "mean" else sum(sq))
+    return statistics.median(per_sample)
+
+
+@pytest.mark.parametrize("reduction,batch", [("mean", 4), ("sum", 5)])
+def test_median_sigma_equals_a_hand_computation_per_tap(reduction, batch):
+    g = torch.Generator().manual_seed(3)
+    s = {"a": torch.randn(batch, 3, 4, 4, generator=g, dtype=torch.float64),
+         "b": 2 * torch.randn(batch, 6, 2, 2, generator=g, dtype=torch.float64)}
+    t = {k: torch.randn(v.shape, generator=g, dtype=torch.float64) for k, v in s.items()}
+    bandwidth = MedianBandwidth(["a", "b"]).double()
+    loss = SKDFeatureLoss(GaussianKernelDistance(None, reduction), CrossNetAttention("channel"), 0.5,
+                          bandwidth=bandwidth)
+    assert bandwidth.values() == {}  # not fitted before the first call
+    parts = loss(s, t)
+    assert bool(bandwidth.fitted)
+    for path in ("a", "b"):
+        assert bandwidth(path).item() ** 2 == pytest.approx(_hand_median_sigma2(s[path], t[path], reduction), rel=1e-12)
+    gk = GaussianKernelDistance(None, reduction)
+    want_feature = sum(gk(s[p], t[p], bandwidth(p)) for p in s)  # each tap at its own sigma ...
+    want_channel = sum(0.5 * gk(CrossNetAttention("channel")(s[p], t[p])["channel"], t[p], bandwidth(p)) for p in s)
+    assert parts["feature"].item() == pytest.approx(want_feature.item(), rel=1e-12)
+    assert parts["channel"].item() == pytest.approx(want_channel.item(), rel=1e-12)  # ... its MCA terms too
+    if batch % 2:  # the median sample sits at GK = 1 - exp(-1/2)
+        d = gk.sample_distance(s["a"], t["a"])
+        middle = d.argsort()[batch // 2]
+        value = gk(s["a"][middle:middle + 1], t["a"][middle:middle + 1], bandwidth("a"))
+        assert value.item() == pytest.approx(1 - math.exp(-0.5), rel=1e-12)
+
+
+def test_median_sigma_is_fitted_once_and_kept_through_a_checkpoint(tmp_path):
+    first, later = _batch(1, n=3), _batch(2, n=3)
+    trained = _skd({"sigma": "median", "contrastive": False})
+    trained(*first)
+    fitted = trained.method.feature_loss.bandwidth.sigma.clone()
+    trained(*later)  # a second call does not refit
+    assert torch.equal(trained.method.feature_loss.bandwidth.sigma, fitted)
+    assert "method.feature_loss.bandwidth.sigma" in trained.state_dict()
+    recorded = trained.balance(*later)
+    assert [recorded[f"sigma/{p}"] for p in trained.method.taps] == pytest.approx(fitted.tolist())
+
+    cfg = TrainConfig()
+    opt = build_optimizer(trained.trainable_parameters(), cfg)
+    save_checkpoint(tmp_path, trained, opt, build_scheduler(opt, cfg), TrainState(step=1))
+    resumed = _skd({"sigma": "median", "contrastive": False}, seed=5)
+    opt = build_optimizer(resumed.trainable_parameters(), cfg)
+    load_checkpoint_into(tmp_path, resumed, opt, build_scheduler(opt, cfg))
+    resumed(*later)  # the resumed run's first call: no refit on its batch
+    assert torch.equal(resumed.method.feature_loss.bandwidth.sigma, fitted)
+    fresh = _skd({"sigma": "median", "contrastive": False})
+    fresh(*later)  # without the checkpoint the same call would fit this batch
+    assert not torch.equal(fresh.method.feature_loss.bandwidth.sigma, fitted)
+
+
+def test_median_sigma_only_with_gk_and_bad_sigmas_are_one_clear_error():
+    assert _skd({"sigma": "median", "distance": "l1"}).method.feature_loss.bandwidth is None
+    assert _skd({}).method.feature_loss.bandwidth is None and _skd({}).method.feature_loss.distance.sigma == 1.0
+    for bad, match in [({"sigma": -1}, r"option 'sigma' must be > 0 or 'median', got -1"),
+                       ({"sigma": "mean"}, r"option 'sigma' must be a number > 0 or 'median', got 'mean' "
+                                           r"\(did you mean 'median'\?\)")]:
+        with pytest.raises(ConfigError, match=match):
+            SKDOptions.from_dict(bad)
+    with pytest.raises(ConfigError, match="no sigma of its own"):
+        GaussianKernelDistance(None)(torch.zeros(1, 2), torch.zeros(1, 2))

@@ -10,7 +10,7 @@ from .contrastive import (
     TeacherExtractor,
     VGG19Features,
 )
-from .distance import DISTANCES, GaussianKernelDistance, L1Distance, MSEDistance, build_distance
+from .distance import DISTANCES, GaussianKernelDistance, L1Distance, MedianBandwidth, MSEDistance, build_distance
 from .fakd import fakd_loss
 from .fitnet import fitnet_loss
 from .output_kd import output_kd_loss
@@ -18,7 +18,7 @@ from .skd import SKDFeatureLoss
 
 __all__ = [
     "CL_WEIGHTS", "DISTANCES", "TEACHER_EXTRACTOR_TAPS", "VGG19_TAPS", "ContrastiveLoss",
-    "GaussianKernelDistance", "L1Distance", "MSEDistance", "SKDFeatureLoss", "TeacherExtractor",
+    "GaussianKernelDistance", "L1Distance", "MSEDistance", "MedianBandwidth", "SKDFeatureLoss", "TeacherExtractor",
     "VGG19Features", "at_loss", "attention_map", "build_distance", "fakd_loss", "fitnet_loss",
     "output_kd_loss",
 ]

@@ -4,7 +4,8 @@
 Terms: ``skd_feature``, ``skd_channel``, ``skd_spatial`` (the parts of ``alpha2 * L_GK``, MCA parts
 only where enabled) and ``contrastive``. Defaults (*ours* where the paper is silent):
 alpha1..3 = 0.5 / 0.1 / 0.1 (the sibling paper's values); GK ``sigma`` 1.0 with ``d`` the
-per-sample mean squared difference; MCA on both dims, L2-normalised logits divided by
+per-sample mean squared difference (``sigma="median"``: per tap by the median heuristic on step 0's
+batch, :class:`~skd_core.losses.distance.MedianBandwidth`); MCA on both dims, L2-normalised logits divided by
 ``temperature`` 0.1 (provisional, chosen by the rule in :mod:`skd_core.mca`); taps
 :data:`~skd_core.taps.DEFAULT_TAPS`; contrastive loss on with the offline ``teacher`` extractor.
 
@@ -35,7 +36,7 @@ from ..losses.contrastive import (
     TeacherExtractor,
     VGG19Features,
 )
-from ..losses.distance import DISTANCES, GK_REDUCTIONS, build_distance
+from ..losses.distance import DISTANCES, GK_REDUCTIONS, SIGMA_MODES, MedianBandwidth, build_distance
 from ..losses.skd import SKDFeatureLoss
 from ..mca import DEFAULT_TEMPERATURE, MCA_DIMS, NORMALIZATIONS, CrossNetAttention, LearnedTemperature
 from ..taps import DEFAULT_TAPS
@@ -59,7 +60,10 @@ class SKDOptions(MethodOptions):
     alpha1: float = option(0.5, help="weight of the MCA terms inside L_GK")
     alpha2: float = option(0.1, help="weight of L_GK in the total")
     alpha3: float = option(0.1, help="weight of L_CL in the total")
-    sigma: float = option(1.0, positive=True, help="GK bandwidth")
+    sigma: float | str = option(
+        1.0, positive=True, choices=SIGMA_MODES,
+        help="GK bandwidth: a fixed number > 0, or 'median': per tap, sigma^2 = the median over step 0's batch "
+             "of the per-sample d (kept in checkpoints, never refitted on resume); distance gk only")
     gk_reduction: str = option("mean", choices=GK_REDUCTIONS, help="GK's d over C, H, W")
     distance: str = option("gk", choices=DISTANCES.names, help="D in L_GK")
     temperature: float | str = option(
@@ -131,7 +135,8 @@ class SKD(DistillMethod):
         map (:meth:`~skd_core.mca.CrossNetAttention.entropy`; 1 uniform, 0 one-hot) at the loss's
         temperatures and normalisation, averaged over rows and the batch, the spatial form over at
         most :data:`~skd_core.mca.ENTROPY_QUERIES` evenly spaced query rows; with a learned
-        temperature also ``temperature/<tap>/<form>``."""
+        temperature also ``temperature/<tap>/<form>``; with ``sigma="median"``, once fitted,
+        ``sigma/<tap>``."""
         loss, out = self.feature_loss, {}
         for path in self.taps if loss.mca.forms else ():
             s, t = self.adapters(path, step.student_feats[path]), step.teacher_feats[path]
@@ -139,6 +144,8 @@ class SKD(DistillMethod):
                         for form, v in loss.mca.entropy(s, t, loss.temperatures(path)).items()})
         if loss.temperature is not None:
             out.update({f"temperature/{k}": v for k, v in loss.temperature.values().items()})
+        if loss.bandwidth is not None:
+            out.update({f"sigma/{k}": v for k, v in loss.bandwidth.values().items()})
         return out
 
     def diagnostics(self, step: Step) -> dict[str, torch.Tensor]:
@@ -171,7 +178,10 @@ def build(student: nn.Module, teacher: nn.Module | None, options: SKDOptions, pr
     learned = o.temperature == "learned"
     mca = CrossNetAttention(o.mca_dims, o.temperature_init if learned else o.temperature, o.mca_normalize)
     temperature = LearnedTemperature(taps, mca.forms, o.temperature_init) if learned and mca.forms else None
-    feature_loss = SKDFeatureLoss(build_distance(o.distance, o.sigma, o.gk_reduction), mca, o.alpha1, temperature)
+    sigma = None if o.sigma == "median" else o.sigma  # median: per tap, fitted on step 0's batch
+    distance = build_distance(o.distance, sigma, o.gk_reduction)
+    bandwidth = MedianBandwidth(taps) if sigma is None and o.distance == "gk" else None
+    feature_loss = SKDFeatureLoss(distance, mca, o.alpha1, temperature, bandwidth)
     contrastive, frozen, negative_taps = None, [], ()
     if o.contrastive:
         if o.extractor == "vgg19":
