@@ -8,9 +8,10 @@ import statistics
 
 import pytest
 import torch
+import torch.nn.functional as F  # noqa: N812
 
-from skd_core.errors import ConfigError
-from skd_core.losses import GaussianKernelDistance, MedianBandwidth, SKDFeatureLoss
+from skd_core.errors import ConfigError, UnknownNameError
+from skd_core.losses import ContrastiveLoss, GaussianKernelDistance, MedianBandwidth, SKDFeatureLoss, info_nce
 from skd_core.mca import (
     DEFAULT_TEMPERATURE,
     CrossNetAttention,
@@ -233,3 +234,103 @@ def test_median_sigma_only_with_gk_and_bad_sigmas_are_one_clear_error():
             SKDOptions.from_dict(bad)
     with pytest.raises(ConfigError, match="no sigma of its own"):
         GaussianKernelDistance(None)(torch.zeros(1, 2), torch.zeros(1, 2))
+
+
+# --- contrastive forms -----------------------------------------------------------------------------
+
+
+class _Levels:
+    """A toy extractor: the image and its 2x2 average pool (two levels); counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, image: torch.Tensor) -> list[torch.Tensor]:
+        self.calls += 1
+        return [image, F.avg_pool2d(image, 2)]
+
+
+def _images(batch: int = 3) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(11)
+    return tuple(torch.rand(batch, 3, 4, 4, generator=g, dtype=torch.float64) for _ in range(3))
+
+
+def test_ratio_form_is_bit_identical_to_the_earlier_loss():
+    s, t, x = _images()
+    s = s.requires_grad_()
+    weights = (0.25, 1.0)
+    got = ContrastiveLoss(_Levels(), weights)(s, t, x)  # the default form is ratio
+    (g_got,) = torch.autograd.grad(got, s)
+    phi = _Levels()
+    anchor, positive, negative = phi(s), phi(t), phi(x)
+    want = s.new_zeros(())
+    for w, a, p, n in zip(weights, anchor, positive, negative, strict=True):  # the loop as it always was
+        want = want + w * (a - p).abs().mean() / ((a - n).abs().mean() + 1e-7)
+    (g_want,) = torch.autograd.grad(want, s)
+    assert torch.equal(got, want) and torch.equal(g_got, g_want)
+
+
+def test_positive_form_equals_a_hand_computation_and_never_reads_the_negative():
+    s, t, x = _images()
+    phi = _Levels()
+    got = ContrastiveLoss(phi, (0.25, 1.0), form="positive")(s, t, x)
+    assert phi.calls == 2  # anchor and positive only
+    pooled = [F.avg_pool2d(v, 2) for v in (s, t)]
+    hand = 0.25 * sum(abs(a - b) for a, b in zip(s.flatten().tolist(), t.flatten().tolist(), strict=True)) / s.numel()
+    hand += sum(abs(a - b) for a, b in zip(*(v.flatten().tolist() for v in pooled), strict=True)) / pooled[0].numel()
+    assert got.item() == pytest.approx(hand, rel=1e-12)
+
+
+def _hand_info_nce(a: torch.Tensor, p: torch.Tensor, n: torch.Tensor, tau: float) -> float:
+    """Element by element: pool, normalise, cosines, log-softmax at the diagonal, batch mean."""
+    def vectors(f: torch.Tensor) -> list[list[float]]:
+        out = []
+        for sample in f.tolist():
+            v = [sum(sum(row) for row in channel) / (len(channel) * len(channel[0])) for channel in sample]
+            norm = math.sqrt(sum(c * c for c in v))
+            out.append([c / norm for c in v])
+        return out
+
+    va, vp, vn = vectors(a), vectors(p), vectors(n)
+    total = 0.0
+    for i, anchor in enumerate(va):
+        logits = [sum(x * y for x, y in zip(anchor, other, strict=True)) / tau for other in [*vp, vn[i]]]
+        total += -logits[i] + math.log(sum(math.exp(z) for z in logits))
+    return total / len(va)
+
+
+def test_infonce_form_equals_a_hand_computation_and_falls_when_the_student_matches():
+    s, t, x = _images(batch=2)
+    phi = _Levels()
+    got = ContrastiveLoss(phi, (0.25, 1.0), form="infonce", tau=0.2)(s, t, x)
+    pooled = [F.avg_pool2d(v, 2) for v in (s, t, x)]
+    hand = 0.25 * _hand_info_nce(s, t, x, 0.2) + _hand_info_nce(*pooled, 0.2)
+    assert got.item() == pytest.approx(hand, rel=1e-10)
+    g = torch.Generator().manual_seed(5)
+    a, p, n = (torch.randn(3, 8, 2, 2, generator=g, dtype=torch.float64) for _ in range(3))  # signed features
+    assert info_nce(a, p, n, 0.1).item() == pytest.approx(_hand_info_nce(a, p, n, 0.1), rel=1e-10)
+    assert info_nce(p, p, n, 0.1) < info_nce(a, p, n, 0.1)  # student == teacher: the positive wins
+    one = info_nce(a[:1], p[:1], n[:1], 0.1)  # a batch of one still has the degraded input as a negative
+    assert one.item() == pytest.approx(_hand_info_nce(a[:1], p[:1], n[:1], 0.1), rel=1e-10)
+
+
+@pytest.mark.parametrize("form", ["ratio", "positive", "infonce"])
+def test_each_form_trains_the_student_through_the_distiller(form):
+    distiller = _skd({"contrastive_form": form, "mca_dims": "none"})
+    method = distiller.method
+    assert method.contrastive.form == form
+    assert bool(method.negative_taps) == (form != "positive")  # no phi(X) taps for the positive form
+    out = distiller(*_batch(n=3))
+    assert out.terms["contrastive"] > 0
+    out.loss.backward()
+    assert sum(p.grad.abs().sum() for p in distiller.student.parameters() if p.grad is not None) > 0
+
+
+def test_contrastive_options_are_checked():
+    assert (SKDOptions().contrastive_form, SKDOptions().infonce_tau) == ("ratio", 0.1)
+    with pytest.raises(UnknownNameError, match=r"unknown value of option 'contrastive_form' 'foo'.* Valid: "):
+        SKDOptions.from_dict({"contrastive_form": "foo"})
+    with pytest.raises(ConfigError, match=r"option 'infonce_tau' must be > 0, got 0"):
+        SKDOptions.from_dict({"infonce_tau": 0})
+    with pytest.raises(UnknownNameError, match="unknown contrastive form 'ration'; did you mean 'ratio'"):
+        ContrastiveLoss(_Levels(), form="ration")

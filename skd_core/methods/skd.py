@@ -7,7 +7,9 @@ alpha1..3 = 0.5 / 0.1 / 0.1 (the sibling paper's values); GK ``sigma`` 1.0 with 
 per-sample mean squared difference (``sigma="median"``: per tap by the median heuristic on step 0's
 batch, :class:`~skd_core.losses.distance.MedianBandwidth`); MCA on both dims, L2-normalised logits divided by
 ``temperature`` 0.1 (provisional, chosen by the rule in :mod:`skd_core.mca`); taps
-:data:`~skd_core.taps.DEFAULT_TAPS`; contrastive loss on with the offline ``teacher`` extractor.
+:data:`~skd_core.taps.DEFAULT_TAPS`; contrastive loss on with the offline ``teacher`` extractor, in
+the ``ratio`` form (``contrastive_form``: ``positive``, ``infonce``; why the default is what it is:
+:mod:`skd_core.losses.contrastive`).
 
 ``temperature="learned"`` gives every tap and MCA form its own learnable temperature
 (:class:`~skd_core.mca.LearnedTemperature`, initialised at ``temperature_init``). Like the
@@ -30,6 +32,8 @@ from ..adapters import Adapters
 from ..errors import ConfigError
 from ..losses.contrastive import (
     CL_WEIGHTS,
+    CONTRASTIVE_FORMS,
+    INFONCE_TAU,
     TEACHER_EXTRACTOR_TAPS,
     VGG19_TAPS,
     ContrastiveLoss,
@@ -76,6 +80,11 @@ class SKDOptions(MethodOptions):
     mca_normalize: str = option("l2", choices=NORMALIZATIONS)
     taps: tuple[str, ...] | None = option(None, help="dotted module paths in both models; None: DEFAULT_TAPS")
     contrastive: bool = option(True, help="add alpha3 * L_CL")
+    contrastive_form: str = option(
+        "ratio", choices=CONTRASTIVE_FORMS,
+        help="L_CL's form: 'ratio' (AECR-Net/CSD: |phi(S)-phi(T)|_1 / |phi(S)-phi(X)|_1), 'positive' (the numerator "
+             "alone, no negative) or 'infonce' (pooled, L2-normalised levels; in-batch teacher negatives plus phi(X))")
+    infonce_tau: float = option(INFONCE_TAU, positive=True, help="temperature of contrastive_form 'infonce'")
     extractor: str = option("teacher", choices=EXTRACTORS, help="phi of L_CL")
     extractor_taps: tuple[str, ...] | None = option(None, help="teacher extractor paths; None: TEACHER_EXTRACTOR_TAPS")
     cl_weights: tuple[float, ...] = option(CL_WEIGHTS, help="w_k, shallow to deep, one per extractor level")
@@ -185,11 +194,13 @@ def build(student: nn.Module, teacher: nn.Module | None, options: SKDOptions, pr
     contrastive, frozen, negative_taps = None, [], ()
     if o.contrastive:
         if o.extractor == "vgg19":
-            vgg = VGG19Features.from_file(Path(o.vgg_weights)).to(device_of(student))
-            contrastive, frozen = ContrastiveLoss(vgg, o.cl_weights), [vgg]
+            extractor = VGG19Features.from_file(Path(o.vgg_weights)).to(device_of(student))
+            frozen = [extractor]
         else:
             extractor = TeacherExtractor(teacher, o.extractor_taps or TEACHER_EXTRACTOR_TAPS)
-            contrastive, negative_taps = ContrastiveLoss(extractor, o.cl_weights), extractor.paths
+        contrastive = ContrastiveLoss(extractor, o.cl_weights, form=o.contrastive_form, tau=o.infonce_tau)
+        if isinstance(extractor, TeacherExtractor) and contrastive.needs_negative:
+            negative_taps = extractor.paths
     return SKD(taps, adapters, feature_loss, o.alpha2, contrastive, o.alpha3, frozen, negative_taps)
 
 
