@@ -5,11 +5,11 @@ Terms: ``skd_feature``, ``skd_channel``, ``skd_spatial`` (the parts of ``alpha2 
 only where enabled) and ``contrastive``. Defaults (*ours* where the paper is silent):
 alpha1..3 = 0.5 / 0.1 / 0.1 (the sibling paper's values); GK ``sigma`` 1.0 with ``d`` the
 per-sample mean squared difference (``sigma="median"``: per tap by the median heuristic on step 0's
-batch, :class:`~skd_core.losses.distance.MedianBandwidth`); MCA on both dims, L2-normalised logits divided by
-``temperature`` 0.1 (provisional, chosen by the rule in :mod:`skd_core.mca`); taps
-:data:`~skd_core.taps.DEFAULT_TAPS`; contrastive loss on with the offline ``teacher`` extractor, in
-the ``ratio`` form (``contrastive_form``: ``positive``, ``infonce``; why the default is what it is:
-:mod:`skd_core.losses.contrastive`).
+batch, :class:`~skd_core.losses.distance.MedianBandwidth`); MCA on both dims, L2-normalised
+logits divided by ``temperature`` 0.1 (provisional, chosen by the rule in :mod:`skd_core.mca`);
+taps :data:`~skd_core.taps.DEFAULT_TAPS`; contrastive loss on with the offline ``teacher``
+extractor, in the ``ratio`` form (``contrastive_form``: ``positive``, ``infonce``; why the default
+is what it is: :mod:`skd_core.losses.contrastive`).
 
 ``temperature="learned"`` gives every tap and MCA form its own learnable temperature
 (:class:`~skd_core.mca.LearnedTemperature`, initialised at ``temperature_init``). Like the
