@@ -26,15 +26,26 @@ Readings the paper leaves open, each a named option (*ours*):
   [-1, 1] and ``lambda`` has the same meaning at every tap and width; values stay un-normalised.
   ``"none"`` uses raw inner products, the formula as printed (logits then scale with feature
   magnitude and ``N`` or ``C``, so the softmax saturates on real features).
-- ``temperature``: ``lambda`` *divides* the logits, as the formula is printed. Default 1.0, the
-  initial value of MDTA's learnable temperature (MDTA multiplies by it; at 1.0 the two agree).
-  The paper's hint "temperature 1e-6" has no stated meaning; as a divisor of cosine logits it
-  makes the softmax a hard arg-max, so it is not the default, but it can be set.
+- ``temperature``: ``lambda`` *divides* the logits, as the formula is printed. A positive float
+  (fixed), or a 0-dim tensor: :class:`LearnedTemperature` holds one learnable ``lambda`` per tap
+  and per form, ``exp`` of a parameter so it stays positive (MDTA, too, learns its temperature).
+  Default :data:`DEFAULT_TEMPERATURE` = 0.1, by a stated rule (*provisional*, docs/design.md
+  section 1.4): the largest value of the grid {1, 0.3, 0.1, 0.03, 0.01} at which the channel maps
+  of a trained teacher against a student are clearly non-uniform (normalised entropy below 0.9).
+  Measured on the ``cpu`` profile: 0.96-0.99 at 1.0 (cosine logits in [-1, 1] bound every row's
+  max/min weight by ``e^2``), 0.67-0.80 at 0.1, 0.17-0.26 at 0.01; 0.3 and 0.03 are not measured
+  yet, so 0.3 might also pass: the choice stands until they are. The paper's hint "temperature
+  1e-6" has no stated meaning; as a divisor of cosine logits it makes the softmax a hard arg-max,
+  so it is not the default, but it can be set.
+
+:func:`normalized_entropy` measures how far a map is from uniform (1) or one-hot (0); the SKD
+method logs it per tap and form (``entropy/<tap>/<form>``) while training.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F  # noqa: N812 -- the torch convention
@@ -43,11 +54,23 @@ from torch import nn
 from .errors import ConfigError, unknown
 
 MCA_DIMS = ("none", "channel", "spatial", "both")
+#: the forms each ``dims`` value runs
+MCA_FORMS = {"none": (), "channel": ("channel",), "spatial": ("spatial",), "both": ("channel", "spatial")}
 NORMALIZATIONS = ("l2", "none")
 SPATIAL_IMPLS = ("sdpa", "matmul")
+DEFAULT_TEMPERATURE = 0.1
+#: the most query rows of the spatial map whose entropy is measured (evenly spaced tokens)
+ENTROPY_QUERIES = 256
+
+#: a fixed temperature (float) or a learned one (0-dim tensor, positive by construction)
+Temperature = float | torch.Tensor
 
 
-def _check_temperature(temperature: float) -> None:
+def _check_temperature(temperature: Temperature) -> None:
+    if isinstance(temperature, torch.Tensor):
+        if temperature.dim() != 0:
+            raise ConfigError(f"an MCA temperature tensor must be 0-dim, got shape {tuple(temperature.shape)}")
+        return  # a learned temperature is exp(parameter) > 0: not checked, so no device sync
     if not temperature > 0:
         raise ConfigError(f"MCA temperature must be > 0, got {temperature!r}")
 
@@ -65,14 +88,15 @@ def _check_pair(student: torch.Tensor, teacher: torch.Tensor, same_width: bool) 
         )
 
 
-def _check_options(temperature: float, normalize: str) -> None:
+def _check_options(temperature: Temperature, normalize: str) -> None:
     _check_temperature(temperature)
     if normalize not in NORMALIZATIONS:
         raise unknown("MCA normalization", normalize, NORMALIZATIONS)
 
 
 def channel_weights(
-    student: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0, normalize: str = "l2"
+    student: torch.Tensor, teacher: torch.Tensor, temperature: Temperature = DEFAULT_TEMPERATURE,
+    normalize: str = "l2",
 ) -> torch.Tensor:
     """The channel map ``softmax(T S^T / temperature)`` (softmax over student channels): student
     ``B, C_S, H, W`` and teacher ``B, C_T, H, W`` give ``B, C_T, C_S``; each row sums to 1."""
@@ -85,7 +109,8 @@ def channel_weights(
 
 
 def channel_attention(
-    student: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0, normalize: str = "l2"
+    student: torch.Tensor, teacher: torch.Tensor, temperature: Temperature = DEFAULT_TEMPERATURE,
+    normalize: str = "l2",
 ) -> torch.Tensor:
     """``S_c = softmax(T S^T / temperature) S``: student ``B, C_S, H, W`` and teacher ``B, C_T, H, W``
     give ``B, C_T, H, W``. ``normalize="l2"`` normalises each channel row over ``N`` first."""
@@ -95,7 +120,7 @@ def channel_attention(
 
 
 def _tokens(
-    student: torch.Tensor, teacher: torch.Tensor, temperature: float, normalize: str
+    student: torch.Tensor, teacher: torch.Tensor, temperature: Temperature, normalize: str
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Queries (teacher), keys and values (student) of the spatial form, each ``B, 1, N, C``."""
     _check_options(temperature, normalize)
@@ -107,24 +132,27 @@ def _tokens(
     return q, k, s
 
 
-def _token_softmax(q: torch.Tensor, k: torch.Tensor, temperature: float) -> torch.Tensor:
+def _token_softmax(q: torch.Tensor, k: torch.Tensor, temperature: Temperature) -> torch.Tensor:
     """``softmax_m(<q_n, k_m> / temperature)`` for the given query rows: ``B, 1, Q, N``."""
     return torch.softmax(q @ k.transpose(-2, -1) / temperature, dim=-1)
 
 
 def spatial_attention(
-    student: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0, normalize: str = "l2",
-    impl: str = "sdpa",
+    student: torch.Tensor, teacher: torch.Tensor, temperature: Temperature = DEFAULT_TEMPERATURE,
+    normalize: str = "l2", impl: str = "sdpa",
 ) -> torch.Tensor:
     """``S_s[:, n] = sum_m softmax_m(<t_n, s_m> / temperature) s_m`` for student and teacher
     ``B, C, H, W`` (equal widths); returns ``B, C, H, W``. ``normalize="l2"`` normalises each token
     over ``C`` first. ``impl="sdpa"`` never builds the ``N x N`` map; ``"matmul"`` does (the explicit
-    product, for reference and memory comparison only)."""
+    product, for reference and memory comparison only). SDPA's ``scale`` must be a float, so a
+    tensor (learned) temperature divides the queries instead, and its gradient flows through them."""
     if impl not in SPATIAL_IMPLS:
         raise unknown("spatial MCA implementation", impl, SPATIAL_IMPLS)
     b, c, h, w = student.shape
     q, k, s = _tokens(student, teacher, temperature, normalize)
-    if impl == "sdpa":
+    if impl == "sdpa" and isinstance(temperature, torch.Tensor):
+        out = F.scaled_dot_product_attention(q / temperature, k, s, scale=1.0)
+    elif impl == "sdpa":
         out = F.scaled_dot_product_attention(q, k, s, scale=1.0 / temperature)
     else:
         out = _token_softmax(q, k, temperature) @ s  # B, 1, N, N map
@@ -132,8 +160,8 @@ def spatial_attention(
 
 
 def spatial_weights(
-    student: torch.Tensor, teacher: torch.Tensor, queries: Sequence[int], temperature: float = 1.0,
-    normalize: str = "l2",
+    student: torch.Tensor, teacher: torch.Tensor, queries: Sequence[int],
+    temperature: Temperature = DEFAULT_TEMPERATURE, normalize: str = "l2",
 ) -> torch.Tensor:
     """Rows ``queries`` (flat token indices ``n = y * W + x``) of the spatial map
     ``softmax_m(<t_n, s_m> / temperature)``, each reshaped to the feature's ``H x W``: student and
@@ -148,8 +176,8 @@ def spatial_weights(
 
 
 def attention_weights(
-    student: torch.Tensor, teacher: torch.Tensor, queries: Sequence[int], temperature: float = 1.0,
-    normalize: str = "l2",
+    student: torch.Tensor, teacher: torch.Tensor, queries: Sequence[int],
+    temperature: Temperature = DEFAULT_TEMPERATURE, normalize: str = "l2",
 ) -> dict[str, torch.Tensor]:
     """Both forms' weights for (adapted) student and teacher ``B, C, H, W`` features of equal width:
     ``"channel"`` the ``B, C_T, C_S`` map of :func:`channel_weights`, ``"spatial"`` the
@@ -158,15 +186,61 @@ def attention_weights(
             "spatial": spatial_weights(student, teacher, queries, temperature, normalize)}
 
 
+def normalized_entropy(weights: torch.Tensor) -> torch.Tensor:
+    """Mean normalised entropy ``H(row) / log K`` of the rows (along the last axis, length ``K``) of
+    an attention map, averaged over every other axis: 1 for uniform rows, 0 for one-hot rows
+    (``0 log 0 = 0``); 0 when ``K = 1``. Computed in float32 at least; returns a 0-dim tensor."""
+    k = weights.shape[-1]
+    p = weights.float() if weights.dtype in (torch.float16, torch.bfloat16) else weights
+    if k < 2:
+        return p.new_zeros(())
+    return (-torch.special.xlogy(p, p).sum(-1) / math.log(k)).mean()
+
+
+def evenly_spaced(n: int, count: int) -> list[int]:
+    """``min(n, count)`` indices spread evenly over ``range(n)``, first and last included."""
+    return torch.linspace(0, n - 1, min(n, count)).round().long().unique().tolist()
+
+
+class LearnedTemperature(nn.Module):
+    """One learnable MCA temperature per tap and per form: ``lambda = exp(log_temperature)``, positive
+    whatever the parameter (Adam then steps ``lambda`` multiplicatively), initialised at ``init``.
+
+    ``log_temperature`` is a ``len(taps) x len(forms)`` parameter; ``forward(path)`` returns
+    ``{form: 0-dim lambda}`` for that tap, :meth:`values` every ``"<tap>/<form>"`` as a float.
+    """
+
+    def __init__(self, taps: Sequence[str], forms: Sequence[str], init: float = DEFAULT_TEMPERATURE) -> None:
+        super().__init__()
+        _check_temperature(init)
+        self.taps, self.forms = tuple(taps), tuple(forms)
+        self.log_temperature = nn.Parameter(torch.full((len(self.taps), len(self.forms)), math.log(init)))
+
+    def forward(self, path: str) -> dict[str, torch.Tensor]:
+        if path not in self.taps:
+            raise unknown("MCA temperature tap", path, self.taps)
+        return dict(zip(self.forms, self.log_temperature[self.taps.index(path)].exp().unbind(), strict=True))
+
+    def values(self) -> dict[str, float]:
+        lam = self.log_temperature.detach().exp().tolist()
+        return {f"{tap}/{form}": lam[i][j] for i, tap in enumerate(self.taps) for j, form in enumerate(self.forms)}
+
+    def extra_repr(self) -> str:
+        return f"taps={len(self.taps)}, forms={self.forms}"
+
+
 class CrossNetAttention(nn.Module):
     """Channel and/or spatial MCA of a student feature with a teacher feature (no parameters).
 
     ``dims``: ``"none" | "channel" | "spatial" | "both"``. ``forward(student, teacher)`` returns a
     dict with the selected forms under ``"channel"`` and ``"spatial"`` (empty for ``"none"``).
+    ``temperature`` is the fixed ``lambda``; every method also takes ``temperatures``, a per-form
+    mapping (e.g. one tap's :class:`LearnedTemperature`) that overrides it for the forms it names.
     """
 
     def __init__(
-        self, dims: str = "both", temperature: float = 1.0, normalize: str = "l2", impl: str = "sdpa"
+        self, dims: str = "both", temperature: float = DEFAULT_TEMPERATURE, normalize: str = "l2",
+        impl: str = "sdpa",
     ) -> None:
         super().__init__()
         if dims not in MCA_DIMS:
@@ -181,18 +255,52 @@ class CrossNetAttention(nn.Module):
         self.normalize = normalize
         self.impl = impl
 
-    def forward(self, student: torch.Tensor, teacher: torch.Tensor) -> dict[str, torch.Tensor]:
+    @property
+    def forms(self) -> tuple[str, ...]:
+        """The forms ``dims`` runs, in the order ``forward`` returns them."""
+        return MCA_FORMS[self.dims]
+
+    def _lambda(self, form: str, temperatures: Mapping[str, Temperature] | None) -> Temperature:
+        return (temperatures or {}).get(form, self.temperature)
+
+    def forward(
+        self, student: torch.Tensor, teacher: torch.Tensor, temperatures: Mapping[str, Temperature] | None = None
+    ) -> dict[str, torch.Tensor]:
         out = {}
-        if self.dims in ("channel", "both"):
-            out["channel"] = channel_attention(student, teacher, self.temperature, self.normalize)
-        if self.dims in ("spatial", "both"):
-            out["spatial"] = spatial_attention(student, teacher, self.temperature, self.normalize, self.impl)
+        if "channel" in self.forms:
+            lam = self._lambda("channel", temperatures)
+            out["channel"] = channel_attention(student, teacher, lam, self.normalize)
+        if "spatial" in self.forms:
+            lam = self._lambda("spatial", temperatures)
+            out["spatial"] = spatial_attention(student, teacher, lam, self.normalize, self.impl)
         return out
 
-    def weights(self, student: torch.Tensor, teacher: torch.Tensor, queries: Sequence[int]) -> dict[str, torch.Tensor]:
-        """:func:`attention_weights` at this module's temperature and normalisation (both forms,
+    def weights(
+        self, student: torch.Tensor, teacher: torch.Tensor, queries: Sequence[int],
+        temperatures: Mapping[str, Temperature] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """:func:`attention_weights` at this module's temperatures and normalisation (both forms,
         whatever ``dims`` is)."""
-        return attention_weights(student, teacher, queries, self.temperature, self.normalize)
+        return {"channel": channel_weights(student, teacher, self._lambda("channel", temperatures), self.normalize),
+                "spatial": spatial_weights(student, teacher, queries, self._lambda("spatial", temperatures),
+                                           self.normalize)}
+
+    def entropy(
+        self, student: torch.Tensor, teacher: torch.Tensor, temperatures: Mapping[str, Temperature] | None = None,
+        max_queries: int = ENTROPY_QUERIES,
+    ) -> dict[str, torch.Tensor]:
+        """:func:`normalized_entropy` of each form ``dims`` runs, at the loss's temperatures and
+        normalisation, averaged over rows and the batch. The spatial rows are at most ``max_queries``
+        :func:`evenly_spaced` query tokens (``Q x N`` logits; the ``N x N`` map is never built)."""
+        out = {}
+        if "channel" in self.forms:
+            lam = self._lambda("channel", temperatures)
+            out["channel"] = normalized_entropy(channel_weights(student, teacher, lam, self.normalize))
+        if "spatial" in self.forms:
+            rows = evenly_spaced(student.shape[2] * student.shape[3], max_queries)
+            lam = self._lambda("spatial", temperatures)
+            out["spatial"] = normalized_entropy(spatial_weights(student, teacher, rows, lam, self.normalize).flatten(2))
+        return out
 
     def extra_repr(self) -> str:
         return f"dims={self.dims!r}, temperature={self.temperature}, normalize={self.normalize!r}, impl={self.impl!r}"

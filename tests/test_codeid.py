@@ -71,8 +71,8 @@ def test_docstring_or_comment_edit_in_losses_changes_no_id(edited) -> None:
 @pytest.mark.parametrize("loss,method,old,new", [
     ("skd_core/losses/at.py", "at", "(attention_map(student) - attention_map(teacher)).square().mean()",
      "(attention_map(student) - attention_map(teacher)).square().mean() * 1.0"),
-    ("skd_core/losses/skd.py", "skd", "terms[dim] = self.alpha1 * self.distance(attended, t)",
-     "terms[dim] = self.distance(attended, t) * self.alpha1"),
+    ("skd_core/losses/skd.py", "skd", "terms[dim] = self.alpha1 * self._distance(attended, t, path)",
+     "terms[dim] = self._distance(attended, t, path) * self.alpha1"),
     ("skd_core/losses/fakd.py", "fakd", "FAKD_EPS = 1e-7", "FAKD_EPS = 1e-8"),
 ])
 def test_editing_one_methods_loss_changes_only_its_cells(edited, loss: str, method: str, old: str, new: str) -> None:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from skd_core.errors import ConfigError, UnknownNameError
-from skd_core.mca import CrossNetAttention, channel_attention, spatial_attention
+from skd_core.mca import DEFAULT_TEMPERATURE, CrossNetAttention, channel_attention, spatial_attention
 
 REPO = Path(__file__).resolve().parents[1]
 PEAK_SCRIPT = REPO / "tests" / "benchmarks" / "mca_peak_memory.py"
@@ -67,7 +67,7 @@ def test_channel_equals_float64_reference_across_widths(normalize, lam):
 
 def test_float32_sdpa_matches_reference_and_its_gradient_is_right():
     s, t = torch.randn(1, 4, 4, 4), torch.randn(1, 4, 4, 4)
-    assert (spatial_attention(s, t) - spatial_reference(s, t, 1.0, "l2")).abs().max().item() <= 1e-5
+    assert (spatial_attention(s, t) - spatial_reference(s, t, DEFAULT_TEMPERATURE, "l2")).abs().max().item() <= 1e-5
     s64 = s.double().requires_grad_()
     assert torch.autograd.gradcheck(lambda x: spatial_attention(x, t.double()), (s64,))
     assert torch.autograd.gradcheck(lambda x: channel_attention(x, t.double()), (s64,))

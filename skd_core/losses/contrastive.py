@@ -1,11 +1,27 @@
-"""Image-level contrastive loss ``L_CL`` and its two feature extractors (docs/design.md section 1, *ours*).
+"""Image-level contrastive loss ``L_CL``, its forms and its two feature extractors (docs/design.md
+section 1, *ours*).
 
-``L_CL = sum_k w_k |phi_k(S_r) - phi_k(T_r)|_1 / (|phi_k(S_r) - phi_k(X)|_1 + eps)`` with anchor the
-student output ``S_r``, positive the teacher output ``T_r``, negative the degraded input ``X``;
-``|.|_1`` is the mean absolute difference over ``B, C, H, W`` (``nn.L1Loss()``, as in the ratio
-losses of AECR-Net and CSD that this form follows), ``w = (1/32, 1/16, 1/8, 1/4, 1)`` from the
-shallowest to the deepest of five levels, ``eps = 1e-7`` (AECR-Net's value). Positive and negative
-features carry no gradient; the anchor's do, through the frozen extractor into the student.
+Anchor the student output ``S_r``, positive the teacher output ``T_r``, negative the degraded input
+``X``; ``w = (1/32, 1/16, 1/8, 1/4, 1)`` from the shallowest to the deepest of five levels. Positive
+and negative features carry no gradient; the anchor's do, through the frozen extractor into the
+student. ``|.|_1`` is the mean absolute difference over ``B, C, H, W`` (``nn.L1Loss()``). Forms
+(:data:`CONTRASTIVE_FORMS`, option ``contrastive_form``):
+
+- ``ratio``: ``sum_k w_k |phi_k(S_r) - phi_k(T_r)|_1 / (|phi_k(S_r) - phi_k(X)|_1 + eps)``, the ratio
+  losses of AECR-Net and CSD, ``eps = 1e-7`` (AECR-Net's value).
+- ``positive``: ``sum_k w_k |phi_k(S_r) - phi_k(T_r)|_1``, the ratio's numerator alone: no negative
+  (``phi(X)`` is not computed). The ratio's gradient scales with ``1 / denominator`` and pushes
+  ``S_r`` away from ``X`` (on the ``cpu`` profile it dominates the gradient and drags outputs toward
+  a colour cast); this form has no such push.
+- ``infonce``: ``sum_k w_k InfoNCE_k`` with in-batch negatives (:func:`info_nce`): each level is
+  global-average-pooled to a ``C_k`` vector and L2-normalised; sample ``i``'s logits are
+  ``cos(a_i, p_j) / tau`` for every ``j`` in the batch plus ``cos(a_i, n_i) / tau`` (its own degraded
+  input, one extra negative); cross-entropy with target ``j = i``, averaged over the batch.
+  ``tau`` = :data:`INFONCE_TAU` 0.1 by default (option ``infonce_tau``).
+
+Default form: ``ratio``, the form of every result so far, kept until the forms are measured.
+DEFAULT-FORM RATIONALE (to fill in when chosen): which form, on which measurement (profile, runs,
+date), and why it is the default.
 
 Extractors ``phi`` (callables ``B, 3, H, W -> list of B, C_k, H_k, W_k``):
 
@@ -23,13 +39,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F  # noqa: N812 -- the torch convention
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, unknown
 from ..taps import FeatureTaps, as_feature_map, resolve
 
 CL_WEIGHTS: tuple[float, ...] = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
 CL_EPS = 1e-7
+CONTRASTIVE_FORMS = ("ratio", "positive", "infonce")
+INFONCE_TAU = 0.1
 TEACHER_EXTRACTOR_TAPS: tuple[str, ...] = (
     "patch_embed", "encoder_level1", "encoder_level2", "encoder_level3", "latent",
 )
@@ -119,29 +138,63 @@ class VGG19Features(nn.Module):
         return model.requires_grad_(False).eval()
 
 
+def info_nce(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, tau: float) -> torch.Tensor:
+    """InfoNCE of one level's ``B, C, ...`` features: each pooled over its spatial axes and
+    L2-normalised; logits ``cos(a_i, p_j) / tau`` for all ``j`` and ``cos(a_i, n_i) / tau``
+    (``B x (B + 1)``); cross-entropy with target ``j = i``, averaged over the batch."""
+    a, p, n = (F.normalize(f.flatten(2).mean(2), dim=1) for f in (anchor, positive, negative))
+    logits = torch.cat([a @ p.T, (a * n).sum(1, keepdim=True)], dim=1) / tau
+    return F.cross_entropy(logits, torch.arange(a.shape[0], device=a.device))
+
+
 class ContrastiveLoss:
-    """``L_CL(S_r, T_r, X)`` with extractor ``phi``, weights ``w`` (one per level) and ``eps``.
+    """``L_CL(S_r, T_r, X)`` of ``form`` with extractor ``phi``, weights ``w`` (one per level), the
+    ratio's ``eps`` and InfoNCE's ``tau``.
 
     A plain callable: the extractor's modules are frozen and belong to nobody's state_dict.
     """
 
-    def __init__(self, extractor: Extractor, weights: Sequence[float] = CL_WEIGHTS, eps: float = CL_EPS) -> None:
+    def __init__(self, extractor: Extractor, weights: Sequence[float] = CL_WEIGHTS, eps: float = CL_EPS,
+                 form: str = "ratio", tau: float = INFONCE_TAU) -> None:
+        if form not in CONTRASTIVE_FORMS:
+            raise unknown("contrastive form", form, CONTRASTIVE_FORMS)
+        if not tau > 0:
+            raise ConfigError(f"InfoNCE tau must be > 0, got {tau!r}")
         self.extractor = extractor
         self.weights = tuple(weights)
         self.eps = eps
+        self.form = form
+        self.tau = tau
+
+    @property
+    def needs_negative(self) -> bool:
+        """Whether the form uses ``phi(X)`` (all but ``positive``)."""
+        return self.form != "positive"
+
+    def _level(self, w: float, a: torch.Tensor, p: torch.Tensor, n: torch.Tensor | None) -> torch.Tensor:
+        """One level's term, weighted by ``w``."""
+        if self.form == "ratio":
+            return w * (a - p).abs().mean() / ((a - n).abs().mean() + self.eps)
+        if self.form == "positive":
+            return w * (a - p).abs().mean()
+        return w * info_nce(a, p, n, self.tau)
 
     def __call__(self, student_out: torch.Tensor, teacher_out: torch.Tensor, degraded: torch.Tensor,
                  negative: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
         """``negative``: ``phi(degraded)`` when the caller already has it (the distiller taps the
-        teacher's forward on the degraded input at the extractor's paths); computed here otherwise."""
+        teacher's forward on the degraded input at the extractor's paths); computed here otherwise,
+        and not at all by the ``positive`` form."""
         anchor = self.extractor(student_out)
         with torch.no_grad():
             positive = self.extractor(teacher_out)
-            negative = list(negative) if negative is not None else self.extractor(degraded)
-        if not len(anchor) == len(positive) == len(negative) == len(self.weights):
+            if self.needs_negative:
+                negatives = list(negative) if negative is not None else self.extractor(degraded)
+            else:
+                negatives = [None] * len(positive)
+        if not len(anchor) == len(positive) == len(negatives) == len(self.weights):
             raise ConfigError(f"contrastive loss has {len(self.weights)} weights but the extractor gave "
                               f"{len(anchor)} levels")
         loss = student_out.new_zeros(())
-        for w, a, p, n in zip(self.weights, anchor, positive, negative, strict=True):
-            loss = loss + w * (a - p).abs().mean() / ((a - n).abs().mean() + self.eps)
+        for w, a, p, n in zip(self.weights, anchor, positive, negatives, strict=True):
+            loss = loss + self._level(w, a, p, n)
         return loss

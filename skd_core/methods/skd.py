@@ -4,9 +4,18 @@
 Terms: ``skd_feature``, ``skd_channel``, ``skd_spatial`` (the parts of ``alpha2 * L_GK``, MCA parts
 only where enabled) and ``contrastive``. Defaults (*ours* where the paper is silent):
 alpha1..3 = 0.5 / 0.1 / 0.1 (the sibling paper's values); GK ``sigma`` 1.0 with ``d`` the
-per-sample mean squared difference; MCA on both dims, L2-normalised logits divided by
-``temperature`` 1.0 (:mod:`skd_core.mca`); taps :data:`~skd_core.taps.DEFAULT_TAPS`; contrastive
-loss on with the offline ``teacher`` extractor.
+per-sample mean squared difference (``sigma="median"``: per tap by the median heuristic on step 0's
+batch, :class:`~skd_core.losses.distance.MedianBandwidth`); MCA on both dims, L2-normalised
+logits divided by ``temperature`` 0.1 (provisional, chosen by the rule in :mod:`skd_core.mca`);
+taps :data:`~skd_core.taps.DEFAULT_TAPS`; contrastive loss on with the offline ``teacher``
+extractor, in the ``ratio`` form (``contrastive_form``: ``positive``, ``infonce``; why the default
+is what it is: :mod:`skd_core.losses.contrastive`).
+
+``temperature="learned"`` gives every tap and MCA form its own learnable temperature
+(:class:`~skd_core.mca.LearnedTemperature`, initialised at ``temperature_init``). Like the
+adapters, the learned temperatures belong to this method, not the student: the optimizer steps them
+with the student, the distiller's checkpoint saves them, and a record counts them in
+``adapter_params``, never in the student's parameters.
 """
 
 from __future__ import annotations
@@ -23,20 +32,24 @@ from ..adapters import Adapters
 from ..errors import ConfigError
 from ..losses.contrastive import (
     CL_WEIGHTS,
+    CONTRASTIVE_FORMS,
+    INFONCE_TAU,
     TEACHER_EXTRACTOR_TAPS,
     VGG19_TAPS,
     ContrastiveLoss,
     TeacherExtractor,
     VGG19Features,
 )
-from ..losses.distance import DISTANCES, GK_REDUCTIONS, build_distance
+from ..losses.distance import DISTANCES, GK_REDUCTIONS, SIGMA_MODES, MedianBandwidth, build_distance
 from ..losses.skd import SKDFeatureLoss
-from ..mca import MCA_DIMS, NORMALIZATIONS, CrossNetAttention
+from ..mca import DEFAULT_TEMPERATURE, MCA_DIMS, NORMALIZATIONS, CrossNetAttention, LearnedTemperature
 from ..taps import DEFAULT_TAPS
 from .base import DistillMethod, Step, device_of, need_probe, register_method
 from .options import MethodOptions, option
 
 EXTRACTORS = ("teacher", "vgg19")
+#: the named (non-number) values of option ``temperature``
+TEMPERATURE_MODES = ("learned",)
 #: diagnostics: the most taps whose attention is kept, and the spatial map's query tokens as
 #: (row, column) fractions of the tap's feature map
 DIAGNOSTIC_TAPS = 3
@@ -51,14 +64,27 @@ class SKDOptions(MethodOptions):
     alpha1: float = option(0.5, help="weight of the MCA terms inside L_GK")
     alpha2: float = option(0.1, help="weight of L_GK in the total")
     alpha3: float = option(0.1, help="weight of L_CL in the total")
-    sigma: float = option(1.0, positive=True, help="GK bandwidth")
+    sigma: float | str = option(
+        1.0, positive=True, choices=SIGMA_MODES,
+        help="GK bandwidth: a fixed number > 0, or 'median': per tap, sigma^2 = the median over step 0's batch "
+             "of the per-sample d (kept in checkpoints, never refitted on resume); distance gk only")
     gk_reduction: str = option("mean", choices=GK_REDUCTIONS, help="GK's d over C, H, W")
     distance: str = option("gk", choices=DISTANCES.names, help="D in L_GK")
-    temperature: float = option(1.0, positive=True, help="MCA lambda (divides the logits)")
+    temperature: float | str = option(
+        DEFAULT_TEMPERATURE, positive=True, choices=TEMPERATURE_MODES,
+        help="MCA lambda dividing the logits: a fixed number > 0 (default 0.1, provisional), or 'learned': one "
+             "learnable lambda per tap and MCA form, kept positive as exp(log lambda)")
+    temperature_init: float = option(DEFAULT_TEMPERATURE, positive=True,
+                                     help="initial lambda of temperature 'learned' (ignored when fixed)")
     mca_dims: str = option("both", choices=MCA_DIMS)
     mca_normalize: str = option("l2", choices=NORMALIZATIONS)
     taps: tuple[str, ...] | None = option(None, help="dotted module paths in both models; None: DEFAULT_TAPS")
     contrastive: bool = option(True, help="add alpha3 * L_CL")
+    contrastive_form: str = option(
+        "ratio", choices=CONTRASTIVE_FORMS,
+        help="L_CL's form: 'ratio' (AECR-Net/CSD: |phi(S)-phi(T)|_1 / |phi(S)-phi(X)|_1), 'positive' (the numerator "
+             "alone, no negative) or 'infonce' (pooled, L2-normalised levels; in-batch teacher negatives plus phi(X))")
+    infonce_tau: float = option(INFONCE_TAU, positive=True, help="temperature of contrastive_form 'infonce'")
     extractor: str = option("teacher", choices=EXTRACTORS, help="phi of L_CL")
     extractor_taps: tuple[str, ...] | None = option(None, help="teacher extractor paths; None: TEACHER_EXTRACTOR_TAPS")
     cl_weights: tuple[float, ...] = option(CL_WEIGHTS, help="w_k, shallow to deep, one per extractor level")
@@ -112,10 +138,30 @@ class SKD(DistillMethod):
     def frozen_modules(self) -> list[nn.Module]:
         return list(self._frozen)
 
+    @torch.no_grad()
+    def monitor(self, step: Step) -> dict[str, float]:
+        """At every tap where MCA runs, ``entropy/<tap>/<form>``: the normalised entropy of each form's
+        map (:meth:`~skd_core.mca.CrossNetAttention.entropy`; 1 uniform, 0 one-hot) at the loss's
+        temperatures and normalisation, averaged over rows and the batch, the spatial form over at
+        most :data:`~skd_core.mca.ENTROPY_QUERIES` evenly spaced query rows; with a learned
+        temperature also ``temperature/<tap>/<form>``; with ``sigma="median"``, once fitted,
+        ``sigma/<tap>``."""
+        loss, out = self.feature_loss, {}
+        for path in self.taps if loss.mca.forms else ():
+            s, t = self.adapters(path, step.student_feats[path]), step.teacher_feats[path]
+            out.update({f"entropy/{path}/{form}": float(v)
+                        for form, v in loss.mca.entropy(s, t, loss.temperatures(path)).items()})
+        if loss.temperature is not None:
+            out.update({f"temperature/{k}": v for k, v in loss.temperature.values().items()})
+        if loss.bandwidth is not None:
+            out.update({f"sigma/{k}": v for k, v in loss.bandwidth.values().items()})
+        return out
+
     def diagnostics(self, step: Step) -> dict[str, torch.Tensor]:
         """Cross-net attention of the first sample at up to :data:`DIAGNOSTIC_TAPS` taps (evenly
         spread, first and last included), at the loss's temperature and normalisation: the channel
-        map and the spatial rows of the :data:`QUERY_POINTS` tokens (none when MCA is off)."""
+        map and the spatial rows of the :data:`QUERY_POINTS` tokens (none when MCA is off); with a
+        learned temperature also every ``temperature/<tap>/<form>`` (0-dim)."""
         if self.feature_loss.mca.dims == "none":
             return {}
         index = np.unique(np.round(np.linspace(0, len(self.taps) - 1, min(DIAGNOSTIC_TAPS, len(self.taps)))))
@@ -124,10 +170,13 @@ class SKD(DistillMethod):
             s, t = self.adapters(path, step.student_feats[path][:1]), step.teacher_feats[path][:1]
             h, w = t.shape[2:]
             points = [(min(int(fy * h), h - 1), min(int(fx * w), w - 1)) for fy, fx in QUERY_POINTS]
-            weights = self.feature_loss.mca.weights(s, t, [row * w + col for row, col in points])
+            weights = self.feature_loss.mca.weights(s, t, [row * w + col for row, col in points],
+                                                    self.feature_loss.temperatures(path))
             out[f"attention/{path}/channel"] = weights["channel"][0]
             out[f"attention/{path}/spatial"] = weights["spatial"][0]
             out[f"attention/{path}/queries"] = torch.tensor(points)
+        if self.feature_loss.temperature is not None:
+            out.update({f"temperature/{k}": torch.tensor(v) for k, v in self.feature_loss.temperature.values().items()})
         return out
 
 
@@ -135,19 +184,23 @@ def build(student: nn.Module, teacher: nn.Module | None, options: SKDOptions, pr
     o = options
     taps = o.taps or DEFAULT_TAPS
     adapters = Adapters.from_probe(student, teacher, taps, need_probe("skd", probe))
-    feature_loss = SKDFeatureLoss(
-        build_distance(o.distance, o.sigma, o.gk_reduction),
-        CrossNetAttention(o.mca_dims, o.temperature, o.mca_normalize),
-        o.alpha1,
-    )
+    learned = o.temperature == "learned"
+    mca = CrossNetAttention(o.mca_dims, o.temperature_init if learned else o.temperature, o.mca_normalize)
+    temperature = LearnedTemperature(taps, mca.forms, o.temperature_init) if learned and mca.forms else None
+    sigma = None if o.sigma == "median" else o.sigma  # median: per tap, fitted on step 0's batch
+    distance = build_distance(o.distance, sigma, o.gk_reduction)
+    bandwidth = MedianBandwidth(taps) if sigma is None and o.distance == "gk" else None
+    feature_loss = SKDFeatureLoss(distance, mca, o.alpha1, temperature, bandwidth)
     contrastive, frozen, negative_taps = None, [], ()
     if o.contrastive:
         if o.extractor == "vgg19":
-            vgg = VGG19Features.from_file(Path(o.vgg_weights)).to(device_of(student))
-            contrastive, frozen = ContrastiveLoss(vgg, o.cl_weights), [vgg]
+            extractor = VGG19Features.from_file(Path(o.vgg_weights)).to(device_of(student))
+            frozen = [extractor]
         else:
             extractor = TeacherExtractor(teacher, o.extractor_taps or TEACHER_EXTRACTOR_TAPS)
-            contrastive, negative_taps = ContrastiveLoss(extractor, o.cl_weights), extractor.paths
+        contrastive = ContrastiveLoss(extractor, o.cl_weights, form=o.contrastive_form, tau=o.infonce_tau)
+        if isinstance(extractor, TeacherExtractor) and contrastive.needs_negative:
+            negative_taps = extractor.paths
     return SKD(taps, adapters, feature_loss, o.alpha2, contrastive, o.alpha3, frozen, negative_taps)
 
 
