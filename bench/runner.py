@@ -31,7 +31,7 @@ from skd_core.methods import METHODS
 
 from .arch import measure_all
 from .grid import Grid, short_value
-from .jobs import Cell, StudentJob, cells_of, ensure_teacher, fingerprints, run_student, teacher_id
+from .jobs import Cell, StudentJob, cells_of, ensure_teacher, run_student, teacher_id
 from .plugins import load_plugins
 from .provenance import provenance
 from .store import RECORD, CorruptRecordError, RunStore, non_finite_metric
@@ -111,7 +111,7 @@ def fail_cell(store: RunStore, cell_id: str, job: StudentJob, error: str, trace:
     """Write a ``failed`` record for a cell that could not run (its teacher failed, or it failed
     before training started)."""
     try:
-        config, data = job.config(), fingerprints(job.profile, job.task)
+        config, data = job.config(), job.data()
     except Exception:  # the failure may be in resolving the job itself
         config, data = None, None
     store.write_record(store.cell_dir(cell_id), {
