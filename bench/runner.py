@@ -50,14 +50,24 @@ class GridSummary:
 
 def manifest(grid: Grid, cells: Sequence[Cell], arch: dict[str, str] | None = None) -> dict[str, Any]:
     """What a report needs of a grid run, without recomputing anything: the spec, each cell's id,
-    label, axes and resolved config, and the keys of the architecture measurements."""
+    label, axes, resolved config and the names of its options that hold tuned values (``tuned``),
+    how those values were tuned (``tuning``: provenance per method, see :mod:`bench.tune.tuned`),
+    and the keys of the architecture measurements."""
     rows = [{"id": c.id, "label": c.label, "task": c.task, "seed": c.seed, "method": c.job.method,
              "student": c.job.student, "teacher_model": c.job.profile.teacher, "axes": c.axes,
-             "options": c.job.options, "throughput_size": list(c.job.profile.throughput_size),
-             "config": c.job.config()} for c in cells]
+             "options": c.job.options, "tuned": tuned_options(c.job),
+             "throughput_size": list(c.job.profile.throughput_size), "config": c.job.config()} for c in cells]
+    tuning = {c.job.method: c.job.profile.tuning[c.job.method] for c, row in zip(cells, rows, strict=True)
+              if row["tuned"]}
     return {"study": grid.study, "description": grid.description, "spec_file": str(grid.path), "spec": grid.spec,
             "profile": grid.profile, "overrides": grid.overrides, "key": grid.run_key(), "tasks": grid.tasks,
-            "seeds": grid.seeds, "cells": rows, "arch": arch or {}, "written": time.time()}
+            "seeds": grid.seeds, "cells": rows, "tuning": tuning, "arch": arch or {}, "written": time.time()}
+
+
+def tuned_options(job: StudentJob) -> list[str]:
+    """The options of ``job`` that hold its profile's tuned values (not replaced by the cell's own)."""
+    tuned = job.profile.tuning.get(job.method, {}).get("options", {})
+    return [name for name, value in tuned.items() if job.options.get(name) == value]
 
 
 def run_cell(job: StudentJob, cell_id: str, root: Path, device: str, threads: int, force: bool,
