@@ -25,7 +25,7 @@ from skd_core.errors import SkdError
 
 #: sub-command modules, each with ``add_parser(subparsers)`` that sets ``func(args) -> int``
 COMMANDS = ("models", "profiles", "complexity", "throughput", "metrics", "train", "eval", "run", "status", "report",
-            "perf")
+            "tune", "perf")
 DEBUG_ENV = "SKD_DEBUG"
 
 

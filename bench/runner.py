@@ -16,7 +16,7 @@ import shutil
 import sys
 import time
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -143,7 +143,7 @@ def _fail_unclaimed(store: RunStore, cell: Cell, error: str, trace: str) -> bool
         lock.release()
 
 
-def _teacher(job: StudentJob, root: Path, device: str, threads: int, progress: bool) -> str:
+def prepare_teacher(job: StudentJob, root: Path, device: str, threads: int, progress: bool) -> str:
     """Train (or find) a cell's teacher: ``done``, or ``failed: <error>`` with the traceback after a
     newline (the runner fails the cells that need it)."""
     try:
@@ -225,11 +225,11 @@ def run_grids(
     cpus = os.cpu_count() or 1
     threads = max(1, cpus // workers) if device == "cpu" else 0
     t0 = time.perf_counter()
-    run = _ray_map if executor == "ray" else _local_map
+    run = executor_map(executor)
     # teachers first (every cell of a task needs its teacher), in parallel across tasks
     n_teachers = max(1, min(workers, len(teachers)))
     teacher_threads = max(1, cpus // n_teachers) if device == "cpu" else 0
-    outcomes = run(_teacher, [(job, store.root, device, teacher_threads, progress and n_teachers == 1)
+    outcomes = run(prepare_teacher, [(job, store.root, device, teacher_threads, progress and n_teachers == 1)
                               for job in teachers.values()], n_teachers, "teachers", address, progress=False,
                    cpus=teacher_threads, cuda=device.startswith("cuda"))
     failed_teachers = {tid: out for tid, out in zip(teachers, outcomes, strict=True) if out != "done"}
@@ -263,6 +263,14 @@ def run_grids(
         store.write_manifest(grid.study, grid.run_key(), manifest(grid, grid_cells, {**earlier[grid.study], **arch}))
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def executor_map(executor: str) -> Callable[..., list[str]]:
+    """The map of ``executor`` (:data:`EXECUTORS`): ``map(fn, arglists, workers, what, address,
+    progress, cpus, cuda)`` runs ``fn(*args)`` for each job and returns the results in argument order."""
+    if executor not in EXECUTORS:
+        raise ConfigError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+    return _ray_map if executor == "ray" else _local_map
 
 
 def _local_map(fn: Any, arglists: list[tuple], workers: int, what: str, address: str | None,
