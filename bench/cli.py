@@ -25,7 +25,7 @@ from skd_core.errors import SkdError
 
 #: sub-command modules, each with ``add_parser(subparsers)`` that sets ``func(args) -> int``
 COMMANDS = ("models", "profiles", "complexity", "throughput", "metrics", "train", "eval", "run", "status", "report",
-            "perf", "ship_teachers")
+            "tune", "perf", "ship_teachers")
 DEBUG_ENV = "SKD_DEBUG"
 
 
@@ -68,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, or a bad flag already reported in one line
         return int(exc.code or 0)
+    except SkdError as exc:  # a command that cannot load, e.g. a malformed bench/tuned/<profile>.yaml
+        print(f"skd-bench: error: {one_line(exc)}", file=sys.stderr)
+        return 2
     prog = f"skd-bench {args.command}"
     if args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0"):
         return int(args.func(args) or 0)

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 import skd_core.methods  # noqa: F401 -- registers the built-in methods
-from skd_core.data import data_fingerprint, get_task, load_pairs
+from skd_core.data import data_fingerprint, get_task, load_pairs, parse_spec
 from skd_core.errors import ConfigError, SkdError
 from skd_core.methods import METHODS
 from skd_core.models import MODELS, CheckpointError, build_model, load_checkpoint
@@ -42,6 +42,9 @@ from .store import WEIGHTS, CorruptRecordError, RunStore, non_finite_metric
 
 #: the module where every run's computation starts (a root of every code identity)
 RUN_MODULE = "skd_core.train.runs"
+#: the splits a student may be scored on: ``test`` (every grid cell), ``val`` (tuning trials: the
+#: embedded set's validation crops, carved from the training photos, so no test image is read)
+SPLITS = ("test", "val")
 
 
 def arch_config(model: str) -> dict[str, Any]:
@@ -55,9 +58,10 @@ def arch_config(model: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class StudentJob:
-    """A fully resolved student run (a grid cell). ``plugins`` are imported before anything else in
-    whatever process runs it; ``keep_images`` names test images whose restorations are kept beside
-    the record (not part of the id)."""
+    """A fully resolved student run (a grid cell, or a tuning trial). ``plugins`` are imported before
+    anything else in whatever process runs it; ``keep_images`` names test images whose restorations
+    are kept beside the record (not part of the id); ``split`` is the split it is scored on
+    (:data:`SPLITS`; ``val`` needs embedded test data: folder sets have no validation split)."""
 
     profile: Profile
     task: str
@@ -68,12 +72,13 @@ class StudentJob:
     teacher_seed: int = 0
     plugins: tuple[str, ...] = ()
     keep_images: tuple[str, ...] = ()
+    split: str = "test"
 
     @classmethod
     def create(cls, profile: str | Profile = "cpu", task: str = "denoise25", method: str = "skd",
                options: Mapping[str, Any] | None = None, student: str | None = None, seed: int = 0,
                teacher_seed: int = 0, profile_overrides: Mapping[str, Any] | None = None,
-               plugins: Sequence[str] = (), keep_images: Sequence[str] = ()) -> StudentJob:
+               plugins: Sequence[str] = (), keep_images: Sequence[str] = (), split: str = "test") -> StudentJob:
         load_plugins(plugins)
         prof = get_profile(profile) if isinstance(profile, str) else profile
         if profile_overrides:
@@ -82,11 +87,16 @@ class StudentJob:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{name} must be an integer >= 0, got {value!r}")
         get_task(task)
+        if split not in SPLITS:
+            raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        if split != "test" and parse_spec(data_spec(prof.test_data, "test_data")).source != "embedded":
+            raise ConfigError(f"split {split!r} needs the embedded data set (test_data {prof.test_data!r} is a "
+                              "folder, which has no validation split)")
         spec = METHODS.get(method)
         MODELS.get(student or prof.student)
         opts = spec.options({**prof.method_options.get(method, {}), **(options or {})}).as_dict()
         return cls(prof, task, method, opts, student or prof.student, seed, teacher_seed, tuple(plugins),
-                   tuple(keep_images))
+                   tuple(keep_images), split)
 
     def code_roots(self) -> list[str]:
         return [RUN_MODULE, METHODS.get(self.method).module, MODELS.get(self.student).factory.__module__]
@@ -101,10 +111,16 @@ class StudentJob:
             "test_data": self.profile.test_data, "layout": self.profile.layout,
             "eval_max_side": self.profile.eval_max_side,
             "teacher": teacher_config(self.profile, self.task, self.teacher_seed) if needs_teacher else None,
+            # only where it is not the test split, so that every test-split cell keeps its id
+            **({"split": self.split} if self.split != "test" else {}),
         }
 
+    def data(self) -> dict[str, str]:
+        """The fingerprints of the data this job trains and is scored on."""
+        return fingerprints(self.profile, self.task, self.split)
+
     def id(self) -> str:
-        return job_id(self.config(), code_identity(self.code_roots()), self.profile, self.task)
+        return job_id(self.config(), code_identity(self.code_roots()), self.profile, self.task, self.split)
 
 
 def teacher_config(profile: Profile, task: str, seed: int) -> dict[str, Any]:
@@ -145,11 +161,12 @@ def data_spec(spec: str, what: str) -> str:
     return spec
 
 
-def fingerprints(profile: Profile, task: str) -> dict[str, str]:
+def fingerprints(profile: Profile, task: str, split: str = "test") -> dict[str, str]:
+    """``{"train": ..., split: ...}``: the training data's and the scored split's fingerprints."""
     train = data_spec(profile.train_data, "train_data")
     test = data_spec(profile.test_data, "test_data")
     return {"train": _fingerprint(train, task, profile.layout, "train"),
-            "test": _fingerprint(test, task, profile.layout, "test")}
+            split: _fingerprint(test, task, profile.layout, split)}
 
 
 @functools.lru_cache(maxsize=64)
@@ -158,9 +175,9 @@ def _fingerprint(spec: str, task: str, layout: str | None, split: str) -> str:
     return data_fingerprint(spec, task, layout, split)
 
 
-def job_id(config: Mapping[str, Any], code: str, profile: Profile, task: str) -> str:
+def job_id(config: Mapping[str, Any], code: str, profile: Profile, task: str, split: str = "test") -> str:
     """Hash of the resolved config, the code identity and the data fingerprints."""
-    return config_hash({"config": config, "code": code, "data": fingerprints(profile, task)})
+    return config_hash({"config": config, "code": code, "data": fingerprints(profile, task, split)})
 
 
 def teacher_id(profile: Profile, task: str, seed: int) -> str:
@@ -168,17 +185,19 @@ def teacher_id(profile: Profile, task: str, seed: int) -> str:
     return job_id(cfg, cfg.get("code", "checkpoint"), profile, task)
 
 
-def data_settings(profile: Profile, keep_images: Sequence[str] = ()) -> DataSettings:
+def data_settings(profile: Profile, keep_images: Sequence[str] = (), split: str = "test") -> DataSettings:
     return DataSettings(profile.train_data, profile.test_data, profile.layout, profile.eval_max_side,
-                        keep_images=tuple(keep_images))
+                        keep_images=tuple(keep_images), test_split=split)
 
 
-def _artefacts(store: RunStore, folder: Path, result: RunResult, profile: Profile, task: str) -> dict[str, Any]:
-    """Keep the run's restored test images, the evaluated pairs and its diagnostics in the store;
-    the record fields that point to them."""
+def _artefacts(store: RunStore, folder: Path, result: RunResult, profile: Profile, task: str,
+               split: str = "test") -> dict[str, Any]:
+    """Keep the run's restored images of the scored split, the evaluated pairs (under that split's
+    fingerprint) and its diagnostics in the store; the record fields that point to them."""
     fields: dict[str, Any] = {"outputs": store.save_images(folder, {n: out for n, (_, _, out) in result.kept.items()})}
     pairs = {n: (lq, gt) for n, (lq, gt, _) in result.kept.items()}
-    fields["testset"] = store.save_testset(fingerprints(profile, task)["test"] + f"-{profile.eval_max_side}", pairs)
+    fields["testset"] = store.save_testset(fingerprints(profile, task, split)[split] + f"-{profile.eval_max_side}",
+                                           pairs)
     diagnostics = store.save_diagnostics(folder, result.diagnostics)
     if diagnostics:
         fields["diagnostics"], fields["diagnostics_keys"] = diagnostics, list(result.diagnostics)  # method's order
@@ -267,7 +286,7 @@ def run_student(job: StudentJob, store: RunStore, device: torch.device | str = "
     cid = job.id()
     folder = store.writable().cell_dir(cid)
     config = job.config()
-    base = {"id": cid, "kind": "student", "config": config, "data": fingerprints(job.profile, job.task)}
+    base = {"id": cid, "kind": "student", "config": config, "data": job.data()}
     try:
         teacher, teacher_record = None, None
         if config["teacher"] is not None:
@@ -277,14 +296,16 @@ def run_student(job: StudentJob, store: RunStore, device: torch.device | str = "
         compared_with = teacher if teacher is not None else finished_teacher(job.profile, job.task, job.teacher_seed,
                                                                               store, device)
         result = train_student(job.student, job.method, job.options, teacher, job.profile.student_train,
-                               data_settings(job.profile, job.keep_images), job.task, job.seed, folder, device,
-                               progress, resume, compared_with)
+                               data_settings(job.profile, job.keep_images, job.split), job.task, job.seed, folder,
+                               device, progress, resume, compared_with)
         save_weights(result.model, folder / WEIGHTS)
         record = {**base, "status": "done", "model": job.student, **result.fields,
                   "code": code_identity(job.code_roots()),
+                  # the teacher's scores are on the test split: a cell scored on another split omits them
                   "teacher": {"id": teacher_record["id"], "model": teacher_record.get("model"),
-                              "metrics": teacher_record.get("metrics")} if teacher_record else None,
-                  **_artefacts(store, folder, result, job.profile, job.task),
+                              "metrics": teacher_record.get("metrics") if job.split == "test" else None}
+                  if teacher_record else None,
+                  **_artefacts(store, folder, result, job.profile, job.task, job.split),
                   "provenance": provenance(), "finished": time.time()}
         if bad := non_finite_metric(record):
             raise FloatingPointError(f"cell {cid}: non-finite metric {bad}")

@@ -11,6 +11,10 @@ A grid or a ``skd-bench train`` call names a profile and overrides only what it 
   schedule from the SKD authors' hints (Adam, batch 8, patch 128, cosine); teacher schedule from
   the official Restormer recipe (AdamW 3e-4, betas 0.9/0.999, wd 1e-4, cosine to 1e-6, 300k
   iterations; its progressive patch sizes are replaced by a fixed 128 crop).
+
+Tuned options: where ``bench/tuned/<profile>.yaml`` exists (written by ``skd-bench tune``), its
+values are merged into that profile's ``method_options`` at import and its provenance is the
+profile's ``tuning`` (:func:`with_tuned`); :func:`untuned_profile` is the profile as defined here.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from skd_core.data import LAYOUTS, TASKS
@@ -25,6 +30,8 @@ from skd_core.errors import ConfigError, check_keys, unknown
 from skd_core.models import MODELS
 from skd_core.registry import Registry
 from skd_core.train.config import TrainConfig, check_eval_side, is_int
+
+from .tune.tuned import TUNED_DIR, read_tuned, tuned_path
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,9 @@ class Profile:
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: per-task changes to ``teacher_train`` (e.g. a longer schedule for a harder task)
     teacher_task_train: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: how the tuned part of ``method_options`` was chosen: ``{method: provenance, with "options"}``
+    #: from the tuned-options file (:mod:`bench.tune.tuned`); a record of origin, not a setting
+    tuning: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -63,7 +73,7 @@ class Profile:
         """A copy with ``overrides`` applied; ``teacher_train``/``student_train`` merge key by key,
         ``method_options``/``teacher_task_train`` entry by entry. Every value is type-checked here,
         once; an error names ``where.key`` (a task's teacher schedule is checked in full)."""
-        names = [f.name for f in dataclasses.fields(self)]
+        names = [f.name for f in dataclasses.fields(self) if f.name != "tuning"]
         check_keys(overrides, names, "profile key", where)
         changes: dict[str, Any] = {}
         for key, value in overrides.items():
@@ -119,13 +129,39 @@ def _checked(key: str, value: Any, at: str) -> Any:
 
 
 PROFILES: Registry[Profile] = Registry("profile")
+#: the profiles as defined here, without tuned options
+UNTUNED: Registry[Profile] = Registry("profile")
 
 
 def get_profile(name: str) -> Profile:
     return PROFILES.get(name)
 
 
-PROFILES.register("smoke", Profile(
+def untuned_profile(name: str) -> Profile:
+    """Profile ``name`` without its tuned options (what a tuning search starts from)."""
+    return UNTUNED.get(name)
+
+
+def with_tuned(profile: Profile, folder: Path = TUNED_DIR) -> Profile:
+    """``profile`` with the tuned-options file ``folder/<name>.yaml`` merged, when there is one: its
+    values replace the profile's ``method_options`` of the same names, its provenance (with the
+    values, under ``"options"``) becomes ``tuning``."""
+    tuned = read_tuned(tuned_path(profile.name, folder))
+    if tuned is None:
+        return profile
+    merged = dict(profile.method_options)
+    for method, values in tuned.options.items():
+        merged[method] = {**merged.get(method, {}), **values}
+    tuning = {m: {**tuned.tuning[m], "options": dict(v)} for m, v in tuned.options.items()}
+    return dataclasses.replace(profile, method_options=merged, tuning=tuning)
+
+
+def _register(profile: Profile) -> None:
+    UNTUNED.register(profile.name, profile)
+    PROFILES.register(profile.name, with_tuned(profile))
+
+
+_register(Profile(
     name="smoke",
     description="CI and tests: tiny models, a few steps on small embedded crops, seconds per cell",
     teacher="teacher-smoke",
@@ -136,7 +172,7 @@ PROFILES.register("smoke", Profile(
     throughput_size=(64, 64),
 ))
 
-PROFILES.register("cpu", Profile(
+_register(Profile(
     name="cpu",
     description="laptop / CI box without GPU: small Restormer-family teacher and student, embedded data",
     teacher="teacher-cpu",
@@ -148,7 +184,7 @@ PROFILES.register("cpu", Profile(
     throughput_size=(128, 128),
 ))
 
-PROFILES.register("paper", Profile(
+_register(Profile(
     name="paper",
     description="GPU: official Restormer teacher (trained or --teacher-checkpoint) and the DCKD student "
                 "on real datasets from folders (set train_data/test_data/layout)",

@@ -16,7 +16,7 @@ import shutil
 import sys
 import time
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -31,7 +31,7 @@ from skd_core.methods import METHODS
 
 from .arch import measure_all
 from .grid import Grid, short_value
-from .jobs import Cell, StudentJob, cells_of, ensure_teacher, fingerprints, run_student, teacher_id
+from .jobs import Cell, StudentJob, cells_of, ensure_teacher, run_student, teacher_id
 from .plugins import load_plugins
 from .provenance import provenance
 from .store import RECORD, CorruptRecordError, RunStore, non_finite_metric
@@ -50,16 +50,26 @@ class GridSummary:
 
 def manifest(grid: Grid, cells: Sequence[Cell], arch: dict[str, str] | None = None) -> dict[str, Any]:
     """What a report needs of a grid run, without recomputing anything: the spec, each cell's id,
-    label, axes, resolved config and teacher id (None when the grid trains no teacher for it), and
-    the keys of the architecture measurements."""
+    label, axes, resolved config, teacher id (None when the grid trains no teacher for it) and the
+    names of its options that hold tuned values (``tuned``), how those values were tuned
+    (``tuning``: provenance per method, see :mod:`bench.tune.tuned`), and the keys of the
+    architecture measurements."""
     rows = [{"id": c.id, "label": c.label, "task": c.task, "seed": c.seed, "method": c.job.method,
              "student": c.job.student, "teacher_model": c.job.profile.teacher,
              "teacher_id": _cell_teacher(c) if grid.train_teacher or _needs_teacher(c) else None, "axes": c.axes,
-             "options": c.job.options, "throughput_size": list(c.job.profile.throughput_size),
-             "config": c.job.config()} for c in cells]
+             "options": c.job.options, "tuned": tuned_options(c.job),
+             "throughput_size": list(c.job.profile.throughput_size), "config": c.job.config()} for c in cells]
+    tuning = {c.job.method: c.job.profile.tuning[c.job.method] for c, row in zip(cells, rows, strict=True)
+              if row["tuned"]}
     return {"study": grid.study, "description": grid.description, "spec_file": str(grid.path), "spec": grid.spec,
             "profile": grid.profile, "overrides": grid.overrides, "key": grid.run_key(), "tasks": grid.tasks,
-            "seeds": grid.seeds, "cells": rows, "arch": arch or {}, "written": time.time()}
+            "seeds": grid.seeds, "cells": rows, "tuning": tuning, "arch": arch or {}, "written": time.time()}
+
+
+def tuned_options(job: StudentJob) -> list[str]:
+    """The options of ``job`` that hold its profile's tuned values (not replaced by the cell's own)."""
+    tuned = job.profile.tuning.get(job.method, {}).get("options", {})
+    return [name for name, value in tuned.items() if job.options.get(name) == value]
 
 
 def run_cell(job: StudentJob, cell_id: str, root: Path, device: str, threads: int, force: bool,
@@ -113,7 +123,7 @@ def fail_cell(store: RunStore, cell_id: str, job: StudentJob, error: str, trace:
     """Write a ``failed`` record for a cell that could not run (its teacher failed, or it failed
     before training started)."""
     try:
-        config, data = job.config(), fingerprints(job.profile, job.task)
+        config, data = job.config(), job.data()
     except Exception:  # the failure may be in resolving the job itself
         config, data = None, None
     store.write_record(store.cell_dir(cell_id), {
@@ -144,7 +154,7 @@ def _cell_teacher(cell: Cell) -> str:
     return teacher_id(cell.job.profile, cell.task, cell.job.teacher_seed)
 
 
-def _teacher(job: StudentJob, root: Path, device: str, threads: int, progress: bool) -> str:
+def prepare_teacher(job: StudentJob, root: Path, device: str, threads: int, progress: bool) -> str:
     """Train (or find) a cell's teacher: ``done``, or ``failed: <error>`` with the traceback after a
     newline (the runner fails the cells that need it)."""
     try:
@@ -226,11 +236,11 @@ def run_grids(
     cpus = os.cpu_count() or 1
     threads = max(1, cpus // workers) if device == "cpu" else 0
     t0 = time.perf_counter()
-    run = _ray_map if executor == "ray" else _local_map
+    run = executor_map(executor)
     # teachers first (every cell of a task needs its teacher), in parallel across tasks
     n_teachers = max(1, min(workers, len(teachers)))
     teacher_threads = max(1, cpus // n_teachers) if device == "cpu" else 0
-    outcomes = run(_teacher, [(job, store.root, device, teacher_threads, progress and n_teachers == 1)
+    outcomes = run(prepare_teacher, [(job, store.root, device, teacher_threads, progress and n_teachers == 1)
                               for job in teachers.values()], n_teachers, "teachers", address, progress=False,
                    cpus=teacher_threads, cuda=device.startswith("cuda"))
     failed_teachers = {tid: out for tid, out in zip(teachers, outcomes, strict=True) if out != "done"}
@@ -264,6 +274,14 @@ def run_grids(
         store.write_manifest(grid.study, grid.run_key(), manifest(grid, grid_cells, {**earlier[grid.study], **arch}))
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def executor_map(executor: str) -> Callable[..., list[str]]:
+    """The map of ``executor`` (:data:`EXECUTORS`): ``map(fn, arglists, workers, what, address,
+    progress, cpus, cuda)`` runs ``fn(*args)`` for each job and returns the results in argument order."""
+    if executor not in EXECUTORS:
+        raise ConfigError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+    return _ray_map if executor == "ray" else _local_map
 
 
 def _local_map(fn: Any, arglists: list[tuple], workers: int, what: str, address: str | None,

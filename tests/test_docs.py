@@ -31,6 +31,9 @@ nothing else:
    :data:`PERF_THRESHOLD` (a timing regression on a shared machine is noise, not a broken command);
    a removed ``perf`` command fails like any other. ``pip install`` lines are not run;
    ``--executor ray`` commands are skipped without the ``ray`` extra.
+7. Tuning: ``skd-bench tune`` runs :data:`TUNE_TRIALS` trials per method unless ``--trials`` is
+   given, and writes its tuned options to the working directory's ``tuned/`` (``--tuned-dir``),
+   never into the repository's ``bench/tuned/``, which the profiles of the test run read.
 
 Every command must exit 0; :func:`test_a_broken_command_fails` feeds broken ones through the same
 runner. The steps build on each other (files, runs): run the whole file, not a selection of them.
@@ -79,6 +82,7 @@ NOX_GRID_SESSIONS = ("ablations", "paper_tables")
 ONE_SEED = ("paper_tables", "ablations/paper_table.yaml")
 PERF_SELECT = "test_inference and student"
 PERF_THRESHOLD = "1000000"
+TUNE_TRIALS = "2"
 NOT_RUN = {"pip install": "installs packages"}
 TIMEOUT_S = 900
 
@@ -195,6 +199,10 @@ def prepare(command: str, work: Path, cuda: bool = False) -> Prepared:
             text = _add_option(text, f"--threshold {PERF_THRESHOLD}")
     if one_seed and "--only" not in argv:
         text = _add_option(text, "--only seed=0")
+    if prog != "nox" and sub == "tune":
+        if "--trials" not in argv:
+            text = _add_option(text, f"--trials {TUNE_TRIALS}")
+        text = _add_option(text, "--tuned-dir tuned")
     if takes_profile:
         if re.search(r"--profile[ =]\S+", text):
             text = re.sub(r"--profile[ =]\S+", "--profile smoke", text)
@@ -396,6 +404,8 @@ def test_smoke_rules(tmp_path: Path):
     assert text("skd-bench eval --model restormer --checkpoint /ckpt/deraining.pth --data folder:/data/Rain100H") == \
         (f"skd-bench eval --model teacher-smoke --checkpoint {tmp_path}/ckpt/deraining.pth "
          f"--data folder:{tmp_path}/data/Rain100H")
+    assert text("skd-bench tune ablations/tuning/kd_methods.yaml --workers 2") == \
+        "skd-bench tune ablations/tuning/kd_methods.yaml --workers 2 --trials 2 --tuned-dir tuned --profile smoke"
     assert prepare("pip install nox", tmp_path).skip
     with pytest.raises(AssertionError, match="not placeholders"):
         prepare("skd-bench eval --model restormer --checkpoint /elsewhere/x.pth --data embedded:derain", tmp_path)

@@ -168,6 +168,7 @@ def test_markdown_table_rows_and_bold(report: tuple[Grid, Path]) -> None:
     assert cells["mca_dims=both"][3] == "**+1.00 (n=1)**"  # one pair: no interval; largest Δ
     assert cells["mca_dims=none"][5:] == ["0.05607", "0.026"]  # equal for all students: not bold
     assert "crop border 0 px" in text and "test counter" in text and "1x3x64x64" in text
+    assert "Weights: literature/default weights, untuned." in text  # the smoke profile has no tuned file
     csv = pd.read_csv(report[1] / "tiny" / "tables" / "summary.csv").set_index("label")
     assert csv["best_psnr_mean"].to_dict() == {"teacher (teacher-smoke)": False, "mca_dims=none": True,
                                                "mca_dims=both": False, "scratch": False}

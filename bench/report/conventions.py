@@ -1,5 +1,6 @@
 """What every number of a report means (colour space, crop, counter, input size, device...), read
-from the records themselves and stated in each table caption and study page."""
+from the records themselves and stated in each table caption and study page; and how the methods'
+weights were set (tuned, from the grid's manifest, or the literature/default values)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class Conventions:
     throughput: str  # "cpu (AMD EPYC), fp32, batch 1, 2 threads"
     power: str  # the study's power statement (:func:`.power.power_caption`); first in the caption
     balance: str = ""  # the loss-balance marks' rule (:func:`.balance.balance_caption`), when logged
+    weights: str = ""  # how the methods' options were set (:func:`weights_text`)
 
     def caption(self) -> str:
         """One paragraph stating every convention of the tables."""
@@ -63,6 +65,7 @@ class Conventions:
             ("Teacher", "Teacher: each task's reference model, the one the distilled cells used (or the grid "
                         "trained with train_teacher), on its own schedule."),
             *([("Variant [marks]", self.balance)] if self.balance else []),
+            *([("Weights", self.weights)] if self.weights else []),
             ("Bold", "Bold (CSV: best_* columns): best student per column and task (highest PSNR, SSIM and Δ; "
                      "lowest params and MACs), marked only where the values differ."),
         ]
@@ -89,7 +92,32 @@ def read_conventions(grid: GridRun, cells: pd.DataFrame, arch: Mapping[str, Mapp
                   if tput else "")
     shape = "x".join(map(str, first.get("input_shape", [])))
     return Conventions(grid.profile, tuple(grid.seeds), scoring, shape, first.get("counter", ""), throughput, power,
-                       balance)
+                       balance, weights_text(grid))
+
+
+def weights_text(grid: GridRun) -> str:
+    """How the options of the grid's methods were set: tuned (trials, split, budget, from the
+    provenance the manifest recorded) or the literature/default values; empty for a grid whose
+    methods have no options (scratch only)."""
+    methods = list(dict.fromkeys(c.method for c in grid.cells if c.options))
+    if not methods:
+        return ""
+    tuned = [m for m in methods if m in grid.tuning and any(c.tuned for c in grid.cells if c.method == m)]
+    if not tuned:
+        return "Weights: literature/default weights, untuned."
+    groups: dict[tuple[Any, ...], list[str]] = {}
+    for m in tuned:
+        p = grid.tuning[m]
+        groups.setdefault((p["trials"], p["startup_trials"], p["val_images"], p["budget"]["steps"]), []).append(m)
+    parts = [f"{', '.join(ms)} tuned by TPE, {trials} trials each (the first {min(startup, trials)} random) on the "
+             f"validation split ({crops} crops), budget {steps} steps"
+             for (trials, startup, crops, steps), ms in groups.items()]
+    untuned = [m for m in methods if m not in tuned]
+    if untuned:
+        parts.append(f"{', '.join(untuned)}: literature/default weights, untuned")
+    replaced = any(len(c.tuned) < len(grid.tuning[c.method]["options"]) for c in grid.cells if c.method in tuned)
+    note = " A cell's own options replace the tuned ones." if replaced else ""
+    return f"Weights: methods {'; '.join(parts)}.{note}"
 
 
 def distinct_text(frame: pd.DataFrame, column: str, fmt: Any) -> str:

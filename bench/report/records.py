@@ -9,7 +9,7 @@ labels, resolved configs, architecture keys) and the records it points to. Nothi
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,8 @@ SIMILARITY_PREFIX = "sim/"
 @dataclass(frozen=True)
 class ManifestCell:
     """A cell as the runner recorded it in the grid's manifest; ``teacher_id``: the teacher the grid
-    trains for it (None when none, or in manifests written before the runner recorded it)."""
+    trains for it (None when none, or in manifests written before the runner recorded it);
+    ``tuned``: its options that hold the profile's tuned values."""
 
     id: str
     label: str
@@ -46,11 +47,13 @@ class ManifestCell:
     throughput_size: tuple[int, int]
     config: dict[str, Any]
     teacher_id: str | None = None
+    tuned: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class GridRun:
-    """One run of a grid in a run store, read from its manifest."""
+    """One run of a grid in a run store, read from its manifest; ``tuning``: how the tuned options
+    its cells used were chosen, per method (empty: none; see ``bench.tune.tuned``)."""
 
     study: str
     description: str
@@ -63,6 +66,7 @@ class GridRun:
     arch: dict[str, str]
     qualitative: QualitativeOptions
     store: RunStore
+    tuning: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def labels(self) -> list[str]:
         return list(dict.fromkeys(c.label for c in self.cells))
@@ -80,10 +84,11 @@ def load_run(grid: Grid, runs_dir: Path) -> GridRun:
                        f"{grid.profile} --runs-dir {runs_dir}" + (f" (runs of this study there: {others})" if others
                                                                    else ""))
     cells = [ManifestCell(c["id"], c["label"], c["task"], c["seed"], c["method"], c["student"], c["teacher_model"],
-                          c["axes"], c["options"], tuple(c["throughput_size"]), c["config"], c.get("teacher_id"))
+                          c["axes"], c["options"], tuple(c["throughput_size"]), c["config"], c.get("teacher_id"),
+                          tuple(c.get("tuned", ())))
              for c in data["cells"]]
     return GridRun(grid.study, grid.description, grid.path, grid.profile, grid.tasks, grid.seeds, grid.spec, cells,
-                   data.get("arch", {}), grid.qualitative, store)
+                   data.get("arch", {}), grid.qualitative, store, data.get("tuning", {}))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,62 @@
+"""``skd-bench tune SPEC``: equal-budget tuning of the methods' options on the validation split
+(one seeded Optuna TPE study per method; resumable), then the tuned-options file and the history."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench.argtypes import POSITIVE, folder
+from bench.commands.report import DEFAULT_OUT
+from bench.commands.run import DEFAULT_RUNS
+from bench.output import emit
+from bench.runner import EXECUTORS
+from bench.tune.results import history_path, tuned_entries, write_history
+from bench.tune.search import search
+from bench.tune.spec import load_spec
+from bench.tune.tuned import TUNED_DIR, tuned_path, write_tuned
+from skd_core.complexity.env import resolve_device
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tune", help="tune the methods' options with the same number of trials each, on the "
+                                    "validation split; resumable, parallel, local or Ray")
+    p.add_argument("spec", type=Path, help="tuning spec (ablations/tuning/*.yaml)")
+    p.add_argument("--profile", default=None, help="replace the spec's profile (smoke, cpu, paper)")
+    p.add_argument("--trials", type=POSITIVE, default=None, help="replace the spec's trials per method")
+    p.add_argument("--runs-dir", type=folder, default=DEFAULT_RUNS,
+                   help="run store; the search's storage is <runs>/tuning/<name>.db (default runs/)")
+    p.add_argument("--executor", choices=EXECUTORS, default="local")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: start a local one)")
+    p.add_argument("--workers", type=POSITIVE, default=1, help="trials run at once (CPU threads are split among them)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda[:i] or auto (default cpu)")
+    p.add_argument("--write", action=argparse.BooleanOptionalAction, default=True,
+                   help="write the best options to <tuned-dir>/<profile>.yaml, which the profile reads (default)")
+    p.add_argument("--tuned-dir", type=folder, default=TUNED_DIR, help="where the tuned-options files are "
+                                                                       "(default: bench/tuned, read by the profiles)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                   help="results folder for tuning/<name>_trials.csv (default results/)")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    device = str(resolve_device(args.device)) if args.executor == "local" else args.device
+    spec = load_spec(args.spec, args.profile, args.trials)
+    log = (lambda line: None) if args.no_progress else (
+        lambda line: print(f"tune {spec.name}: {line}", file=sys.stderr, flush=True))
+    log(f"profile {spec.profile.name}, task {spec.task}, {spec.trials} trials per method on the {spec.split} split, "
+        f"methods {', '.join(spec.space)}")
+    result = search(spec, args.runs_dir, executor=args.executor, workers=args.workers, device=device,
+                    address=args.address, log=log)
+    history = write_history(history_path(spec, args.out), result.history)
+    written = None
+    if args.write:
+        written = tuned_path(spec.profile.name, args.tuned_dir)
+        write_tuned(written, *tuned_entries(spec, result))
+    log(f"history {history}" + (f"; tuned options {written}" if written else "; tuned options not written"))
+    emit([{"method": m, "trials": spec.trials, "best_val_psnr_dB": r.best.value, "best_trial": r.best.number,
+           "options": r.best.params, "cell": r.best.cell} for m, r in result.results.items()], args.json)
+    return 0
