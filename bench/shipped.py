@@ -50,13 +50,19 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def ship(store: RunStore, teacher_id: str, profile: str, task: str, command: str, root: Path | None = None) -> Path:
-    """Copy the finished teacher ``teacher_id`` of ``store`` to :func:`shipped_dir`; returns that folder."""
+def ship(store: RunStore, teacher_id: str, profile: str, task: str, command: str, root: Path | None = None,
+         force: bool = False) -> Path:
+    """Copy the finished teacher ``teacher_id`` of ``store`` to :func:`shipped_dir`; returns that folder.
+    Replacing a shipped teacher with another id needs ``force``."""
     source = store.teacher_dir(teacher_id)
     record = store.read_record(source)
     if record is None or record.get("status") != "done" or not (source / WEIGHTS).is_file():
         raise ConfigError(f"no finished teacher {teacher_id} in {store.root} to ship (train it first)")
     dest = shipped_dir(profile, task, root)
+    shipped = read_json(dest / MANIFEST) if (dest / MANIFEST).is_file() else None
+    if shipped is not None and shipped.get("id") != teacher_id and not force:
+        raise ConfigError(f"{dest} holds shipped teacher {shipped.get('id')}, not {teacher_id}; pass --force to "
+                          "replace it")
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
@@ -84,6 +90,9 @@ def import_shipped(store: RunStore, teacher_id: str, profile: str, task: str, te
         raise CheckpointError(f"shipped teacher {folder / WEIGHTS} does not match its SHA-256 in "
                               f"{folder / MANIFEST} (a corrupt or partial copy; restore it from git)")
     record = read_json(folder / RECORD)
+    if record is None or record.get("id") != teacher_id or record.get("status") != "done":
+        raise CheckpointError(f"shipped teacher record {folder / RECORD} is not the finished teacher {teacher_id} "
+                              f"that {folder / MANIFEST} names (restore the folder from git)")
     dest = store.writable().teacher_dir(teacher_id)
     dest.mkdir(parents=True, exist_ok=True)
     if (folder / OUTPUTS).is_dir():

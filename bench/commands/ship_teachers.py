@@ -23,6 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--teacher-seed", type=NON_NEGATIVE, default=0, help="teacher seed (default 0)")
     p.add_argument("--runs-dir", type=folder, default=Path("runs"), help="where the teachers were trained")
     p.add_argument("--out", type=Path, default=SHIPPED, help=f"destination (default {SHIPPED})")
+    p.add_argument("--force", action="store_true", help="replace a shipped teacher of another id")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
 
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for task in args.tasks:
         tid = teacher_id(profile, task, args.teacher_seed)
-        dest = ship(store, tid, profile.name, task, command, args.out)
+        dest = ship(store, tid, profile.name, task, command, args.out, args.force)
         rows.append({"task": task, "teacher": tid, "shipped_to": str(dest)})
     emit(rows, args.json)
     return 0

@@ -105,6 +105,7 @@ def study_name(spec: TuningSpec, method: str) -> str:
     config = {k: v for k, v in job.config().items() if k != "options"}
     fixed = {k: v for k, v in job.options.items() if k not in searched}
     key = config_hash({"config": config, "fixed": fixed, "space": [p.as_dict() for p in spec.space[method]],
+                       "optuna": optuna.__version__,
                        "code": code_identity(job.code_roots()), "data": job.data(), "metric": spec.metric,
                        "sampler": ["TPE", spec.sampler_seed, spec.startup_trials]})
     return f"{method}-{key[:12]}"
@@ -196,26 +197,31 @@ def _teacher_first(spec: TuningSpec, jobs: list[StudentJob], store: RunStore, ru
 
 def _search_method(ctx: _Context, method: str, study: optuna.Study) -> None:
     spec = ctx.spec
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         study.tell(trial.number, state=TrialState.FAIL)
         ctx.log(f"{method}: trial {trial.number} was interrupted; it is asked again")
     space = distributions(spec.space[method])
+    failed_now = 0  # failures of this run only: a rerun after a fixed fault is not blocked by old ones
     while True:
         trials = study.get_trials(deepcopy=False)
         complete = sum(t.state == TrialState.COMPLETE for t in trials)
         failures = [t for t in trials if t.state == TrialState.FAIL and "error" in t.user_attrs]
         if complete >= spec.trials:
             return
-        if len(failures) >= spec.trials:
-            raise SkdError(f"tuning {method}: {len(failures)} trials failed, the last with: "
+        if failed_now >= spec.trials:
+            raise SkdError(f"tuning {method}: {failed_now} trials failed in this run, the last with: "
                            f"{failures[-1].user_attrs['error']} (cell {failures[-1].user_attrs.get('cell')})")
         batch = []
         for i in range(min(ctx.workers, spec.trials - complete)):
+            # constant_liar explicit: its default differs across Optuna versions (the key holds the version)
             study.sampler = TPESampler(seed=ask_seed(spec.sampler_seed, method, complete + i, len(failures)),
-                                       n_startup_trials=spec.startup_trials)
+                                       n_startup_trials=spec.startup_trials, constant_liar=False)
             trial = study.ask(space)
             job = trial_job(spec, method, trial.params)
             trial.set_user_attr("cell", job.id())
+            if any(job.id() == other.id() for _, other in batch):  # the same values twice in one batch
+                study.tell(trial, state=TrialState.FAIL)  # without an error: neither counted nor a fault
+                continue
             batch.append((trial, job))
         t0 = time.perf_counter()
         statuses = ctx.run(run_cell, [(job, job.id(), ctx.store.root, ctx.device, ctx.threads, False, False)
@@ -226,9 +232,12 @@ def _search_method(ctx: _Context, method: str, study: optuna.Study) -> None:
             value, error = _outcome(ctx.store, job.id(), status)
             if error is None:
                 study.tell(trial, value)
+            elif status == "busy":  # another runner has the cell: asked again later, not a fault
+                study.tell(trial, state=TrialState.FAIL)
             else:
                 trial.set_user_attr("error", error)
                 study.tell(trial, state=TrialState.FAIL)
+                failed_now += 1
             complete += error is None
             what = f"{value:.3f} dB" if error is None else f"failed: {error}"
             cached = " (cell found in the run store)" if status == "skipped" else ""
