@@ -108,10 +108,11 @@ def weights_text(grid: GridRun) -> str:
     groups: dict[tuple[Any, ...], list[str]] = {}
     for m in tuned:
         p = grid.tuning[m]
-        groups.setdefault((p["trials"], p["startup_trials"], p["val_images"], p["budget"]["steps"]), []).append(m)
+        groups.setdefault((p["trials"], p["startup_trials"], p["val_images"], p["budget"]["steps"], p["task"]),
+                          []).append(m)
     parts = [f"{', '.join(ms)} tuned by TPE, {trials} trials each (the first {min(startup, trials)} random) on the "
-             f"validation split ({crops} crops), budget {steps} steps"
-             for (trials, startup, crops, steps), ms in groups.items()]
+             f"validation split ({crops} crops) of {task}, budget {steps} steps"
+             for (trials, startup, crops, steps, task), ms in groups.items()]
     untuned = [m for m in methods if m not in tuned]
     if untuned:
         parts.append(f"{', '.join(untuned)}: literature/default weights, untuned")
