@@ -19,9 +19,8 @@ student. ``|.|_1`` is the mean absolute difference over ``B, C, H, W`` (``nn.L1L
   input, one extra negative); cross-entropy with target ``j = i``, averaged over the batch.
   ``tau`` = :data:`INFONCE_TAU` 0.1 by default (option ``infonce_tau``).
 
-Default form: ``ratio``, the form of every result so far, kept until the forms are measured.
-DEFAULT-FORM RATIONALE (to fill in when chosen): which form, on which measurement (profile, runs,
-date), and why it is the default.
+Default form: ``ratio``, the form of every result so far, kept (provisionally) until the forms are
+measured on the current ``cpu`` teacher by the rule of docs/design.md section 1.8.
 
 Extractors ``phi`` (callables ``B, 3, H, W -> list of B, C_k, H_k, W_k``):
 
