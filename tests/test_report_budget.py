@@ -20,6 +20,8 @@ from bench.store import RunStore
 SPEC = Path(__file__).parents[1] / "ablations" / "budget.yaml"
 STUDENTS = ("student-smoke", "teacher-smoke")
 STEPS = (2, 4)
+#: an explicit cell beside the axes (student, steps): it joins its architecture's curve
+EXPLICIT = ("teacher-smoke", 3)
 
 
 def test_budget_spec_expands_to_students_by_steps() -> None:
@@ -27,9 +29,9 @@ def test_budget_spec_expands_to_students_by_steps() -> None:
     cells = cells_of(grid)
     assert grid.train_teacher and {c.job.method for c in cells} == {"scratch"} and grid.seeds == [0]
     assert [(c.job.student, c.job.profile.student_train.steps) for c in cells] == [
-        (s, n) for s in ("student-cpu-w8", "student-cpu", "student-cpu-w16", "teacher-cpu")
-        for n in (150, 300, 600, 1200, 2400)]
-    assert {c.job.profile.teacher_train.steps for c in cells} == {600}  # the teacher keeps its own schedule
+        (s, n) for s in ("student-cpu-w8", "student-cpu", "student-cpu-w16") for n in (150, 300, 600, 1200)] + [
+        ("teacher-cpu", n) for n in (150, 300, 600)]
+    assert {c.job.profile.teacher_train.steps for c in cells} == {2000}  # the teacher keeps its own schedule
     assert cells[0].label == "student=student-cpu-w8, steps=150"
 
 
@@ -38,11 +40,13 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The smoke budget grid run and reported: ``(runs folder, study report folder)``."""
     root = tmp_path_factory.mktemp("budget")
     spec = yaml.safe_load(SPEC.read_text())
-    spec.update(profile="smoke", axes={"student": list(STUDENTS), STEPS_AXIS: list(STEPS)})
+    spec.update(profile="smoke", axes={"student": list(STUDENTS), STEPS_AXIS: list(STEPS)},
+                cells=[{"label": "explicit", "student": EXPLICIT[0],
+                        "profile_overrides": {"student_train": {"steps": EXPLICIT[1]}}}])
     (root / "budget.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     grid = load_grid(root / "budget.yaml")
     summary = run_grids([grid], root / "runs", progress=False)
-    assert summary.done == len(STUDENTS) * len(STEPS) and summary.failed == 0
+    assert summary.done == len(STUDENTS) * len(STEPS) + 1 and summary.failed == 0
     build_report(grid, root / "runs", root / "results")
     return root / "runs", root / "results" / "budget"
 
@@ -53,13 +57,13 @@ def test_budget_csv_rows(study: tuple[Path, Path]) -> None:
     csv = pd.read_csv(folder / "tables" / "budget.csv")
     assert list(csv.columns) == ["task", "student", "params_M", "steps", "psnr", "ssim", "seeds", "psnr_low",
                                  "psnr_high", "d_psnr_teacher"]
-    assert list(zip(csv["student"], csv["steps"], strict=True)) == [(s, n) for s in STUDENTS for n in STEPS]
+    expected = sorted([(s, n) for s in STUDENTS for n in STEPS] + [EXPLICIT], key=lambda p: (STUDENTS.index(p[0]), p[1]))
+    assert list(zip(csv["student"], csv["steps"], strict=True)) == expected  # per curve, by steps
     assert (csv["task"] == "denoise25").all() and (csv["seeds"] == 1).all() and csv["psnr_low"].isna().all()
     records = pd.read_csv(folder / "records.csv")
-    axis = f"axis.{STEPS_AXIS}"
     for row in csv.itertuples():
-        cell = records[(records["student"] == row.student) & (records[axis] == row.steps)].iloc[0]
-        assert cell["training.steps"] == row.steps  # the axis reached the training schedule
+        cell = records[(records["student"] == row.student) & (records["training.steps"] == row.steps)].iloc[0]
+        assert cell["config.train.steps"] == row.steps  # the axis (or the cell's override) reached the schedule
         assert row.psnr == pytest.approx(cell["metrics.psnr"], rel=1e-5)
         assert row.params_M == pytest.approx(cell["params"] / 1e6, rel=1e-5)
     teachers = list((runs / "teachers").glob("*/record.json"))

@@ -29,16 +29,19 @@ def series_columns(cells: pd.DataFrame) -> list[str]:
 
 def budget_frame(cells: pd.DataFrame, teachers: pd.DataFrame) -> pd.DataFrame:
     """For a grid with a steps axis (:func:`has_steps_axis`): one row per task, curve
-    (:func:`series_columns`, in grid order) and steps (ascending) over the finished cells of that axis:
+    (:func:`series_columns`, in grid order) and steps trained (ascending) over its finished cells:
     ``params_M`` (the student's), ``steps``, ``psnr`` (dB) and ``ssim`` (means over seeds),
     ``seeds`` (finished), ``psnr_low``/``psnr_high`` (95% t interval of the mean; NaN below two
     seeds) and ``d_psnr_teacher`` (psnr minus the task's teacher's, dB; NaN without a teacher)."""
-    done = cells[(cells["status"] == "done") & cells[STEPS_COLUMN].notna()]
+    # the steps each cell trained (its record), so explicit cells beside the axes (e.g. a costly
+    # architecture at fewer budgets) join the curves too
+    steps_column = "training.steps" if "training.steps" in cells else STEPS_COLUMN
+    done = cells[(cells["status"] == "done") & cells[steps_column].notna()]
     keys = ["task", *series_columns(cells)]
     teacher_psnr = teachers.drop_duplicates("task").set_index("task")["psnr"].astype(float)
     rows = []
     for key, curve in done.groupby(keys, sort=False, dropna=False):
-        for steps, group in curve.groupby(STEPS_COLUMN, sort=True):
+        for steps, group in curve.groupby(steps_column, sort=True):
             mean, low, high = t_interval(group["metrics.psnr"].astype(float).to_numpy())
             rows.append({**dict(zip(keys, key, strict=True)), "params_M": float(group["params"].iloc[0]) / 1e6,
                          "steps": int(steps), "psnr": mean, "ssim": float(group["metrics.ssim"].astype(float).mean()),
