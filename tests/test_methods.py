@@ -63,7 +63,8 @@ def test_teacher_is_outside_parameters_and_state_dict(batch):
     student, teacher = _pair()
     distiller = build_distiller("skd", student, teacher, probe=batch[0])
     keys = list(distiller.state_dict())
-    assert all(k.startswith(("student.", "method.adapters.")) for k in keys)
+    # the student, its adapters and the median-heuristic bandwidths (buffers), never the teacher
+    assert all(k.startswith(("student.", "method.adapters.", "method.feature_loss.bandwidth.")) for k in keys)
     assert any(k.startswith("method.adapters.") for k in keys)
     teacher_ids = {id(p) for p in teacher.parameters()}
     assert not teacher_ids & {id(p) for p in distiller.parameters()}
@@ -103,7 +104,8 @@ def test_skd_terms_follow_the_options(batch):
     assert list(full) == ["pixel_l1", "skd_feature", "skd_channel", "skd_spatial", "contrastive"]
     bare = build_distiller("skd", *_pair(), {"mca_dims": "none", "contrastive": False, "distance": "l1"}, lq)
     assert list(bare(lq, gt).terms) == ["pixel_l1", "skd_feature"]
-    one_tap = build_distiller("skd", *_pair(), {"taps": ["latent"], "mca_dims": "channel"}, lq)
+    one_tap = build_distiller("skd", *_pair(), {"taps": ["latent"], "mca_dims": "channel",
+                                                "contrastive_form": "ratio"}, lq)  # its negative: taps phi(X)
     assert one_tap.method.taps == ("latent",)
     # the teacher's forward also serves the contrastive negative phi(lq) at the extractor's paths
     assert one_tap.method.teacher_taps == ("latent", "patch_embed", "encoder_level1", "encoder_level2",

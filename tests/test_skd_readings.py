@@ -225,7 +225,9 @@ def test_median_sigma_is_fitted_once_and_kept_through_a_checkpoint(tmp_path):
 
 def test_median_sigma_only_with_gk_and_bad_sigmas_are_one_clear_error():
     assert _skd({"sigma": "median", "distance": "l1"}).method.feature_loss.bandwidth is None
-    assert _skd({}).method.feature_loss.bandwidth is None and _skd({}).method.feature_loss.distance.sigma == 1.0
+    fixed = _skd({"sigma": 1.0}).method.feature_loss
+    assert fixed.bandwidth is None and fixed.distance.sigma == 1.0
+    assert _skd({}).method.feature_loss.bandwidth is not None  # the default: the median heuristic
     for bad, match in [({"sigma": -1}, r"option 'sigma' must be > 0, got -1"),
                        ({"sigma": "mean"}, r"unknown value of option 'sigma' 'mean'; did you mean 'median'\?")]:
         with pytest.raises(SkdError, match=match):
@@ -325,7 +327,7 @@ def test_each_form_trains_the_student_through_the_distiller(form):
 
 
 def test_contrastive_options_are_checked():
-    assert (SKDOptions().contrastive_form, SKDOptions().infonce_tau) == ("ratio", 0.1)
+    assert (SKDOptions().contrastive_form, SKDOptions().infonce_tau) == ("positive", 0.1)  # design.md 1.8
     with pytest.raises(UnknownNameError, match=r"unknown value of option 'contrastive_form' 'foo'.* Valid: "):
         SKDOptions.from_dict({"contrastive_form": "foo"})
     with pytest.raises(ConfigError, match=r"option 'infonce_tau' must be > 0, got 0"):

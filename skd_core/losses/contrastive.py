@@ -19,8 +19,9 @@ student. ``|.|_1`` is the mean absolute difference over ``B, C, H, W`` (``nn.L1L
   input, one extra negative); cross-entropy with target ``j = i``, averaged over the batch.
   ``tau`` = :data:`INFONCE_TAU` 0.1 by default (option ``infonce_tau``).
 
-Default form: ``ratio``, the form of every result so far, kept (provisionally) until the forms are
-measured on the current ``cpu`` teacher by the rule of docs/design.md section 1.8.
+:class:`ContrastiveLoss` defaults to ``ratio`` (the published form); SKD's default is ``positive``
+(``SKDOptions.contrastive_form``), chosen by the rule and the measurement of docs/design.md
+section 1.8: the ratio form's gradient opposed reconstruction (cosine -0.31) at 1.5x its norm.
 
 Extractors ``phi`` (callables ``B, 3, H, W -> list of B, C_k, H_k, W_k``):
 

@@ -3,13 +3,13 @@
 
 Terms: ``skd_feature``, ``skd_channel``, ``skd_spatial`` (the parts of ``alpha2 * L_GK``, MCA parts
 only where enabled) and ``contrastive``. Defaults (*ours* where the paper is silent):
-alpha1..3 = 0.5 / 0.1 / 0.1 (the sibling paper's values); GK ``sigma`` 1.0 with ``d`` the
-per-sample mean squared difference (``sigma="median"``: per tap by the median heuristic on step 0's
-batch, :class:`~skd_core.losses.distance.MedianBandwidth`); MCA on both dims, L2-normalised
-logits divided by ``temperature`` 0.1 (provisional, chosen by the rule in :mod:`skd_core.mca`);
-taps :data:`~skd_core.taps.DEFAULT_TAPS`; contrastive loss on with the offline ``teacher``
-extractor, in the ``ratio`` form (``contrastive_form``: ``positive``, ``infonce``; why the default
-is what it is: :mod:`skd_core.losses.contrastive`).
+alpha1..3 = 0.5 / 0.1 / 0.1 (the sibling paper's values); GK bandwidth ``sigma="median"`` (per tap
+by the median heuristic on step 0's batch, :class:`~skd_core.losses.distance.MedianBandwidth`; a
+number fixes it); MCA on both dims, L2-normalised logits divided by ``temperature`` 0.1 (the rule in
+:mod:`skd_core.mca`); taps :data:`~skd_core.taps.DEFAULT_TAPS`; contrastive loss on with the offline
+``teacher`` extractor in the ``positive`` form: by the rule of docs/design.md section 1.8 (every
+enabled term keeps >= 5 % of the gradient, none exceeds 3x the reconstruction's), which the
+``ratio`` and ``infonce`` forms fail on the ``cpu`` teacher.
 
 ``temperature="learned"`` gives every tap and MCA form its own learnable temperature
 (:class:`~skd_core.mca.LearnedTemperature`, initialised at ``temperature_init``). Like the
@@ -65,14 +65,14 @@ class SKDOptions(MethodOptions):
     alpha2: float = option(0.1, help="weight of L_GK in the total")
     alpha3: float = option(0.1, help="weight of L_CL in the total")
     sigma: float | str = option(
-        1.0, positive=True, choices=SIGMA_MODES,
+        "median", positive=True, choices=SIGMA_MODES,
         help="GK bandwidth: a fixed number > 0, or 'median': per tap, sigma^2 = the median over step 0's batch "
              "of the per-sample d (kept in checkpoints, never refitted on resume); distance gk only")
     gk_reduction: str = option("mean", choices=GK_REDUCTIONS, help="GK's d over C, H, W")
     distance: str = option("gk", choices=DISTANCES.names, help="D in L_GK")
     temperature: float | str = option(
         DEFAULT_TEMPERATURE, positive=True, choices=TEMPERATURE_MODES,
-        help="MCA lambda dividing the logits: a fixed number > 0 (default 0.1, provisional), or 'learned': one "
+        help="MCA lambda dividing the logits: a fixed number > 0 (default 0.1), or 'learned': one "
              "learnable lambda per tap and MCA form, kept positive as exp(log lambda)")
     temperature_init: float = option(DEFAULT_TEMPERATURE, positive=True,
                                      help="initial lambda of temperature 'learned' (ignored when fixed)")
@@ -81,7 +81,7 @@ class SKDOptions(MethodOptions):
     taps: tuple[str, ...] | None = option(None, help="dotted module paths in both models; None: DEFAULT_TAPS")
     contrastive: bool = option(True, help="add alpha3 * L_CL")
     contrastive_form: str = option(
-        "ratio", choices=CONTRASTIVE_FORMS,
+        "positive", choices=CONTRASTIVE_FORMS,
         help="L_CL's form: 'ratio' (AECR-Net/CSD: |phi(S)-phi(T)|_1 / |phi(S)-phi(X)|_1), 'positive' (the numerator "
              "alone, no negative) or 'infonce' (pooled, L2-normalised levels; in-batch teacher negatives plus phi(X))")
     infonce_tau: float = option(INFONCE_TAU, positive=True, help="temperature of contrastive_form 'infonce'")
