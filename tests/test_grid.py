@@ -130,7 +130,9 @@ def test_sigkill_mid_grid_then_resume(tmp_path: Path):
 @pytest.mark.slow
 def test_two_runners_never_run_a_cell_twice(tmp_path: Path):
     spec, runs = write(tmp_path, GRID), tmp_path / "runs"
-    procs = [subprocess.Popen(_cli("run", str(spec), "--runs-dir", str(runs), "--no-progress", "--json"),
+    # one worker each: two runners contend for the cells without oversubscribing a 2-core machine
+    procs = [subprocess.Popen(_cli("run", str(spec), "--runs-dir", str(runs), "--no-progress", "--json",
+                                   "--workers", "1"),
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for _ in range(2)]
     summaries = [json.loads(p.communicate(timeout=600)[0]) for p in procs]
     assert sum(s["done"] for s in summaries) == 6  # each cell run by exactly one runner
