@@ -29,12 +29,14 @@ Readings the paper leaves open, each a named option (*ours*):
 - ``temperature``: ``lambda`` *divides* the logits, as the formula is printed. A positive float
   (fixed), or a 0-dim tensor: :class:`LearnedTemperature` holds one learnable ``lambda`` per tap
   and per form, ``exp`` of a parameter so it stays positive (MDTA, too, learns its temperature).
-  Default :data:`DEFAULT_TEMPERATURE` = 0.1, by a stated rule (*provisional*, docs/design.md
-  section 1.4): the largest value of the grid {1, 0.3, 0.1, 0.03, 0.01} at which the channel maps
-  of a trained teacher against a student are clearly non-uniform (normalised entropy below 0.9).
-  Measured on the ``cpu`` profile: 0.96-0.99 at 1.0 (cosine logits in [-1, 1] bound every row's
-  max/min weight by ``e^2``), 0.67-0.80 at 0.1, 0.17-0.26 at 0.01; 0.3 and 0.03 are not measured
-  yet, so 0.3 might also pass: the choice stands until they are. The paper's hint "temperature
+  Each form has its own default, by one stated rule (docs/design.md section 1.4): the largest value
+  of the grid {1, 0.3, 0.1, 0.03, 0.01, 0.003} at which that form's maps of a trained teacher
+  against the student are clearly non-uniform (normalised entropy at most 0.9) at every tap by the
+  last training step. Channel, :data:`DEFAULT_TEMPERATURE` = 0.1: 0.96-0.99 at 1.0 (cosine logits
+  in [-1, 1] bound every row's max/min weight by ``e^2``), 0.53-0.67 at 0.1 (0.3 not measured).
+  Spatial, :data:`DEFAULT_SPATIAL_TEMPERATURE` = 0.01: a row spreads over ``N = H*W`` tokens, not
+  ``C`` channels; at 0.1 and 0.03 the full-resolution taps end at 0.96-0.99 and 0.94-0.95, at
+  0.01 every tap ends at 0.08-0.82 (``cpu`` denoise25 teacher, ``student-cpu``, 300 steps). The paper's hint "temperature
   1e-6" has no stated meaning; as a divisor of cosine logits it makes the softmax a hard arg-max,
   so it is not the default, but it can be set.
 
@@ -59,6 +61,8 @@ MCA_FORMS = {"none": (), "channel": ("channel",), "spatial": ("spatial",), "both
 NORMALIZATIONS = ("l2", "none")
 SPATIAL_IMPLS = ("sdpa", "matmul")
 DEFAULT_TEMPERATURE = 0.1
+#: the spatial form's default lambda (rule and measurements: docs/design.md section 1.4)
+DEFAULT_SPATIAL_TEMPERATURE = 0.01
 #: the most query rows of the spatial map whose entropy is measured (evenly spaced tokens)
 ENTROPY_QUERIES = 256
 
@@ -204,17 +208,26 @@ def evenly_spaced(n: int, count: int) -> list[int]:
 
 class LearnedTemperature(nn.Module):
     """One learnable MCA temperature per tap and per form: ``lambda = exp(log_temperature)``, positive
-    whatever the parameter (Adam then steps ``lambda`` multiplicatively), initialised at ``init``.
+    whatever the parameter (Adam then steps ``lambda`` multiplicatively), initialised at ``init``
+    (one value for every form, or ``{form: value}``).
 
     ``log_temperature`` is a ``len(taps) x len(forms)`` parameter; ``forward(path)`` returns
     ``{form: 0-dim lambda}`` for that tap, :meth:`values` every ``"<tap>/<form>"`` as a float.
     """
 
-    def __init__(self, taps: Sequence[str], forms: Sequence[str], init: float = DEFAULT_TEMPERATURE) -> None:
+    def __init__(
+        self, taps: Sequence[str], forms: Sequence[str], init: float | Mapping[str, float] = DEFAULT_TEMPERATURE,
+    ) -> None:
         super().__init__()
-        _check_temperature(init)
         self.taps, self.forms = tuple(taps), tuple(forms)
-        self.log_temperature = nn.Parameter(torch.full((len(self.taps), len(self.forms)), math.log(init)))
+        inits = init if isinstance(init, Mapping) else dict.fromkeys(self.forms, init)
+        missing = [f for f in self.forms if f not in inits]
+        if missing:
+            raise ConfigError(f"LearnedTemperature needs an initial lambda for forms {missing}")
+        for form in self.forms:
+            _check_temperature(inits[form])
+        row = torch.tensor([math.log(inits[f]) for f in self.forms])
+        self.log_temperature = nn.Parameter(row.repeat(len(self.taps), 1))
 
     def forward(self, path: str) -> dict[str, torch.Tensor]:
         if path not in self.taps:
@@ -234,13 +247,14 @@ class CrossNetAttention(nn.Module):
 
     ``dims``: ``"none" | "channel" | "spatial" | "both"``. ``forward(student, teacher)`` returns a
     dict with the selected forms under ``"channel"`` and ``"spatial"`` (empty for ``"none"``).
-    ``temperature`` is the fixed ``lambda``; every method also takes ``temperatures``, a per-form
-    mapping (e.g. one tap's :class:`LearnedTemperature`) that overrides it for the forms it names.
+    ``temperature`` is the fixed ``lambda`` of both forms unless ``spatial_temperature`` gives the
+    spatial form its own; every method also takes ``temperatures``, a per-form mapping (e.g. one
+    tap's :class:`LearnedTemperature`) that overrides them for the forms it names.
     """
 
     def __init__(
         self, dims: str = "both", temperature: float = DEFAULT_TEMPERATURE, normalize: str = "l2",
-        impl: str = "sdpa",
+        impl: str = "sdpa", spatial_temperature: float | None = None,
     ) -> None:
         super().__init__()
         if dims not in MCA_DIMS:
@@ -250,8 +264,11 @@ class CrossNetAttention(nn.Module):
         if impl not in SPATIAL_IMPLS:
             raise unknown("spatial MCA implementation", impl, SPATIAL_IMPLS)
         _check_temperature(temperature)
+        if spatial_temperature is not None:
+            _check_temperature(spatial_temperature)
         self.dims = dims
         self.temperature = temperature
+        self.spatial_temperature = temperature if spatial_temperature is None else spatial_temperature
         self.normalize = normalize
         self.impl = impl
 
@@ -261,7 +278,8 @@ class CrossNetAttention(nn.Module):
         return MCA_FORMS[self.dims]
 
     def _lambda(self, form: str, temperatures: Mapping[str, Temperature] | None) -> Temperature:
-        return (temperatures or {}).get(form, self.temperature)
+        fixed = self.spatial_temperature if form == "spatial" else self.temperature
+        return (temperatures or {}).get(form, fixed)
 
     def forward(
         self, student: torch.Tensor, teacher: torch.Tensor, temperatures: Mapping[str, Temperature] | None = None
@@ -303,4 +321,5 @@ class CrossNetAttention(nn.Module):
         return out
 
     def extra_repr(self) -> str:
-        return f"dims={self.dims!r}, temperature={self.temperature}, normalize={self.normalize!r}, impl={self.impl!r}"
+        return (f"dims={self.dims!r}, temperature={self.temperature}, spatial_temperature={self.spatial_temperature}, "
+                f"normalize={self.normalize!r}, impl={self.impl!r}")

@@ -13,6 +13,7 @@ import torch.nn.functional as F  # noqa: N812
 from skd_core.errors import ConfigError, SkdError, UnknownNameError
 from skd_core.losses import ContrastiveLoss, GaussianKernelDistance, MedianBandwidth, SKDFeatureLoss, info_nce
 from skd_core.mca import (
+    DEFAULT_SPATIAL_TEMPERATURE,
     DEFAULT_TEMPERATURE,
     CrossNetAttention,
     LearnedTemperature,
@@ -43,10 +44,23 @@ def _batch(seed: int = 0, n: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
 # --- MCA temperature -------------------------------------------------------------------------------
 
 
-def test_default_temperature_is_the_provisional_rules_value():
-    assert DEFAULT_TEMPERATURE == 0.1
+def test_default_temperatures_are_the_rules_values():
+    assert DEFAULT_TEMPERATURE == 0.1 and DEFAULT_SPATIAL_TEMPERATURE == 0.01
     assert SKDOptions().temperature == 0.1 and SKDOptions().temperature_init == 0.1
-    assert CrossNetAttention().temperature == 0.1
+    assert SKDOptions().spatial_temperature == 0.01
+    assert CrossNetAttention().temperature == 0.1 and CrossNetAttention().spatial_temperature == 0.1
+
+
+def test_each_form_attends_at_its_own_fixed_temperature():
+    s, t = torch.randn(2, 5, 3, 4, dtype=torch.float64), torch.randn(2, 5, 3, 4, dtype=torch.float64)
+    out = CrossNetAttention("both", 0.3, spatial_temperature=0.02)(s, t)
+    assert torch.allclose(out["channel"], channel_attention(s, t, 0.3), atol=1e-12)
+    assert torch.allclose(out["spatial"], spatial_attention(s, t, 0.02), atol=1e-12)
+    assert not torch.allclose(out["spatial"], spatial_attention(s, t, 0.3), atol=1e-6)
+    default = _skd({}).method.feature_loss.mca
+    assert (default.temperature, default.spatial_temperature) == (0.1, 0.01)
+    same = _skd({"temperature": 0.2, "spatial_temperature": "same"}).method.feature_loss.mca
+    assert (same.temperature, same.spatial_temperature) == (0.2, 0.2)
 
 
 @pytest.mark.parametrize("impl", ["sdpa", "matmul"])
@@ -77,7 +91,8 @@ def test_learned_temperature_trains_with_the_student_but_is_not_part_of_it():
     distiller = _skd({"temperature": "learned", "temperature_init": 0.2})
     learned = distiller.method.feature_loss.temperature
     assert isinstance(learned, LearnedTemperature) and learned.log_temperature.shape == (7, 2)
-    assert torch.allclose(learned.log_temperature.exp(), torch.full((7, 2), 0.2))
+    lam = learned.log_temperature.exp()  # initialised per form: channel, spatial
+    assert torch.allclose(lam[:, 0], torch.full((7,), 0.2)) and torch.allclose(lam[:, 1], torch.full((7,), 0.01))
     distiller(*_batch()).loss.backward()
     grad = learned.log_temperature.grad
     assert grad is not None and bool((grad != 0).all())
@@ -103,6 +118,8 @@ def test_learned_temperature_only_for_the_forms_that_run():
     ({"temperature": 0}, r"option 'temperature' must be > 0, got 0"),
     ({"temperature": [0.1]}, r"option 'temperature' must be a finite number"),
     ({"temperature_init": -1}, r"option 'temperature_init' must be > 0, got -1"),
+    ({"spatial_temperature": "learned"}, r"unknown value of option 'spatial_temperature' 'learned'"),
+    ({"spatial_temperature": 0.0}, r"option 'spatial_temperature' must be > 0, got 0.0"),
 ])
 def test_bad_temperatures_are_one_clear_error(bad, match):
     with pytest.raises(SkdError, match=match):
@@ -149,7 +166,7 @@ def test_monitor_logs_entropy_per_tap_and_form_and_the_learned_temperatures():
     for path in taps:
         for form in ("channel", "spatial"):
             assert 0.0 < recorded[f"entropy/{path}/{form}"] <= 1.0
-            assert recorded[f"temperature/{path}/{form}"] == pytest.approx(0.1)
+            assert recorded[f"temperature/{path}/{form}"] == pytest.approx({"channel": 0.1, "spatial": 0.01}[form])
     with torch.no_grad():
         step = distiller.step(lq, gt)
         s = distiller.method.adapters(taps[0], step.student_feats[taps[0]])

@@ -5,14 +5,16 @@ Terms: ``skd_feature``, ``skd_channel``, ``skd_spatial`` (the parts of ``alpha2 
 only where enabled) and ``contrastive``. Defaults (*ours* where the paper is silent):
 alpha1..3 = 0.5 / 0.1 / 0.1 (the sibling paper's values); GK bandwidth ``sigma="median"`` (per tap
 by the median heuristic on step 0's batch, :class:`~skd_core.losses.distance.MedianBandwidth`; a
-number fixes it); MCA on both dims, L2-normalised logits divided by ``temperature`` 0.1 (the rule in
-:mod:`skd_core.mca`); taps :data:`~skd_core.taps.DEFAULT_TAPS`; contrastive loss on with the offline
+number fixes it); MCA on both dims, L2-normalised logits divided by ``temperature`` 0.1 (channel)
+and ``spatial_temperature`` 0.01 (spatial), by the rule in :mod:`skd_core.mca`; taps
+:data:`~skd_core.taps.DEFAULT_TAPS`; contrastive loss on with the offline
 ``teacher`` extractor in the ``positive`` form: by the rule of docs/design.md section 1.8 (every
 enabled term keeps >= 5 % of the gradient, none exceeds 3x the reconstruction's), which the
 ``ratio`` and ``infonce`` forms fail on the ``cpu`` teacher.
 
 ``temperature="learned"`` gives every tap and MCA form its own learnable temperature
-(:class:`~skd_core.mca.LearnedTemperature`, initialised at ``temperature_init``). Like the
+(:class:`~skd_core.mca.LearnedTemperature`, initialised at ``temperature_init`` for the channel form
+and ``spatial_temperature`` for the spatial form). Like the
 adapters, the learned temperatures belong to this method, not the student: the optimizer steps them
 with the student, the distiller's checkpoint saves them, and a record counts them in
 ``adapter_params``, never in the student's parameters.
@@ -42,7 +44,14 @@ from ..losses.contrastive import (
 )
 from ..losses.distance import DISTANCES, GK_REDUCTIONS, SIGMA_MODES, MedianBandwidth, build_distance
 from ..losses.skd import SKDFeatureLoss
-from ..mca import DEFAULT_TEMPERATURE, MCA_DIMS, NORMALIZATIONS, CrossNetAttention, LearnedTemperature
+from ..mca import (
+    DEFAULT_SPATIAL_TEMPERATURE,
+    DEFAULT_TEMPERATURE,
+    MCA_DIMS,
+    NORMALIZATIONS,
+    CrossNetAttention,
+    LearnedTemperature,
+)
 from ..taps import DEFAULT_TAPS
 from .base import DistillMethod, Step, device_of, need_probe, register_method
 from .options import MethodOptions, option
@@ -50,6 +59,8 @@ from .options import MethodOptions, option
 EXTRACTORS = ("teacher", "vgg19")
 #: the named (non-number) values of option ``temperature``
 TEMPERATURE_MODES = ("learned",)
+#: the named values of option ``spatial_temperature``
+SPATIAL_TEMPERATURE_MODES = ("same",)
 #: diagnostics: the most taps whose attention is kept, and the spatial map's query tokens as
 #: (row, column) fractions of the tap's feature map
 DIAGNOSTIC_TAPS = 3
@@ -75,7 +86,12 @@ class SKDOptions(MethodOptions):
         help="MCA lambda dividing the logits: a fixed number > 0 (default 0.1), or 'learned': one "
              "learnable lambda per tap and MCA form, kept positive as exp(log lambda)")
     temperature_init: float = option(DEFAULT_TEMPERATURE, positive=True,
-                                     help="initial lambda of temperature 'learned' (ignored when fixed)")
+                                     help="initial channel lambda of temperature 'learned' (ignored when fixed)")
+    spatial_temperature: float | str = option(
+        DEFAULT_SPATIAL_TEMPERATURE, positive=True, choices=SPATIAL_TEMPERATURE_MODES,
+        help="the spatial form's lambda: a number > 0 (default 0.01: a spatial row has N = H*W entries, far more "
+             "than a channel row's C, so it needs a smaller lambda to leave uniform), or 'same': the channel's; "
+             "with temperature 'learned', the spatial form's initial lambda")
     mca_dims: str = option("both", choices=MCA_DIMS)
     mca_normalize: str = option("l2", choices=NORMALIZATIONS)
     taps: tuple[str, ...] | None = option(None, help="dotted module paths in both models; None: DEFAULT_TAPS")
@@ -185,8 +201,13 @@ def build(student: nn.Module, teacher: nn.Module | None, options: SKDOptions, pr
     taps = o.taps or DEFAULT_TAPS
     adapters = Adapters.from_probe(student, teacher, taps, need_probe("skd", probe))
     learned = o.temperature == "learned"
-    mca = CrossNetAttention(o.mca_dims, o.temperature_init if learned else o.temperature, o.mca_normalize)
-    temperature = LearnedTemperature(taps, mca.forms, o.temperature_init) if learned and mca.forms else None
+    channel = o.temperature_init if learned else o.temperature
+    spatial = channel if o.spatial_temperature == "same" else o.spatial_temperature
+    mca = CrossNetAttention(o.mca_dims, channel, o.mca_normalize, spatial_temperature=spatial)
+    inits = {"channel": channel, "spatial": spatial}
+    temperature = None
+    if learned and mca.forms:
+        temperature = LearnedTemperature(taps, mca.forms, {f: inits[f] for f in mca.forms})
     sigma = None if o.sigma == "median" else o.sigma  # median: per tap, fitted on step 0's batch
     distance = build_distance(o.distance, sigma, o.gk_reduction)
     bandwidth = MedianBandwidth(taps) if sigma is None and o.distance == "gk" else None
