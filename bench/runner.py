@@ -149,6 +149,15 @@ def _needs_teacher(cell: Cell) -> bool:
     return METHODS.get(cell.job.method).needs_teacher
 
 
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask: ``taskset``, cgroups cpusets, Slurm), which
+    the workers' intra-op threads share; ``os.cpu_count()`` where the platform has no affinity."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def _cell_teacher(cell: Cell) -> str:
     """The id of the teacher of ``cell``'s profile, task and teacher seed."""
     return teacher_id(cell.job.profile, cell.task, cell.job.teacher_seed)
@@ -233,7 +242,7 @@ def run_grids(
     teachers: dict[str, StudentJob] = {}
     for cell in [*(c for c in pending if c.id in needing), *asked]:
         teachers.setdefault(_cell_teacher(cell), cell.job)
-    cpus = os.cpu_count() or 1
+    cpus = available_cpus()
     threads = max(1, cpus // workers) if device == "cpu" else 0
     t0 = time.perf_counter()
     run = executor_map(executor)

@@ -130,10 +130,15 @@ def test_sigkill_mid_grid_then_resume(tmp_path: Path):
 @pytest.mark.slow
 def test_two_runners_never_run_a_cell_twice(tmp_path: Path):
     spec, runs = write(tmp_path, GRID), tmp_path / "runs"
-    # one worker each: two runners contend for the cells without oversubscribing a 2-core machine
+    # one worker each, pinned to one CPU each (the runner sizes its threads by its affinity): two
+    # runners contend for the cells without oversubscribing the machine
+    cpus = sorted(os.sched_getaffinity(0))
+    pins = [cpus[i % len(cpus)] for i in range(2)]
     procs = [subprocess.Popen(_cli("run", str(spec), "--runs-dir", str(runs), "--no-progress", "--json",
                                    "--workers", "1"),
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for _ in range(2)]
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                              preexec_fn=lambda cpu=cpu: os.sched_setaffinity(0, {cpu}))
+             for cpu in pins]
     summaries = [json.loads(p.communicate(timeout=600)[0]) for p in procs]
     assert sum(s["done"] for s in summaries) == 6  # each cell run by exactly one runner
     assert len(records(runs)) == 6

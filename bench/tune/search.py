@@ -29,7 +29,6 @@ validation split, run through the grid runner's executors (local processes or Ra
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,7 +47,7 @@ from skd_core.methods import METHODS
 from ..codeid import code_identity
 from ..jobs import StudentJob, teacher_id
 from ..provenance import config_hash
-from ..runner import executor_map, prepare_teacher, run_cell
+from ..runner import available_cpus, executor_map, prepare_teacher, run_cell
 from ..store import CorruptRecordError, RunStore, non_finite_metric
 from .spec import Param, TuningSpec
 
@@ -139,7 +138,7 @@ def search(spec: TuningSpec, runs: Path, *, executor: str = "local", workers: in
     try:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         storage = optuna.storages.RDBStorage(f"sqlite:///{db.resolve()}")
-        cpus = os.cpu_count() or 1
+        cpus = available_cpus()
         threads = max(1, cpus // workers) if device == "cpu" else 0
         _teacher_first(spec, [j for j in jobs.values() if METHODS.get(j.method).needs_teacher], store, run,
                        device, cpus, address, log)
