@@ -25,8 +25,8 @@ import numpy as np
 from skd_core.atomic import atomic_write_json
 from skd_core.data import load_pairs
 from skd_core.errors import ConfigError
-from skd_core.models import CheckpointError
 from skd_core.metrics import quantize
+from skd_core.models import CheckpointError
 from skd_core.train.evaluate import centre_crop
 
 from .codeid import REPO

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 import bench.jobs
 import bench.shipped
 from bench.cli import main
@@ -35,7 +36,8 @@ def _no_training(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_matching_shipped_teacher_is_used_not_retrained(shipped: Path, tmp_path: Path, monkeypatch):
     profile = get_profile("smoke")
-    trained = RunStore(tmp_path / "a").read_record(RunStore(tmp_path / "a").teacher_dir(teacher_id(profile, "denoise25", 0)))
+    first = RunStore(tmp_path / "a")
+    trained = first.read_record(first.teacher_dir(teacher_id(profile, "denoise25", 0)))
     _no_training(monkeypatch)
     store = RunStore(tmp_path / "b")
     model, record = ensure_teacher(profile, "denoise25", 0, store, progress=False)
