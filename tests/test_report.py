@@ -223,6 +223,20 @@ def test_index_accumulates_studies(report: tuple[Grid, Path]) -> None:
         write_index(results)
 
 
+def test_index_shows_the_hand_written_notes_first_and_keeps_them(report: tuple[Grid, Path]) -> None:
+    _, results = report
+    notes = results / "NOTES.md"
+    notes.write_text("## Findings\n\nThe ratio form pulled against reconstruction.\n")
+    try:
+        index = write_index(results).read_text()
+        assert index.index("The ratio form pulled") < index.index("](tiny/README.md)")
+        assert "NOTES.md" not in index  # shown inline, not listed again among the other pages
+        assert notes.read_text().startswith("## Findings")  # the rebuild never touches it
+    finally:
+        notes.unlink()
+        write_index(results)
+
+
 def test_grid_without_finished_cell_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "tiny.yaml").write_text(GRID)
     grid = load_grid(tmp_path / "tiny.yaml")

@@ -15,6 +15,8 @@ from skd_core.atomic import atomic_write_text
 from .records import GridRun
 
 PAGE = "README.md"
+#: hand-written findings the index shows first (``results/NOTES.md``), kept across reports
+NOTES = "NOTES.md"
 HTML_PAGE = "index.html"  # the same study as one static page, written by :mod:`.html`
 #: run-info line -> provenance fields (flattened record columns) it shows
 RUN_INFO = {
@@ -91,9 +93,13 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def write_index(results_dir: Path) -> Path:
-    """Rebuild ``results_dir/README.md`` linking every ``results_dir/<study>/README.md`` (and its
-    ``index.html`` where written), its tables and its figures."""
+    """Rebuild ``results_dir/README.md``: the hand-written :data:`NOTES` first where present, then a
+    link to every ``results_dir/<study>/README.md`` (and its ``index.html`` where written), its
+    tables and its figures."""
     lines = ["# Results", "", "Reports written by `skd-bench report GRID`; one section per study.", ""]
+    notes = results_dir / NOTES
+    if notes.is_file():  # hand-written findings, kept across reports
+        lines += [notes.read_text(encoding="utf-8").strip(), ""]
     for page in sorted(results_dir.glob(f"*/{PAGE}")):
         study = page.parent
         text = page.read_text().splitlines()
@@ -104,7 +110,8 @@ def write_index(results_dir: Path) -> Path:
         lines += [f"## [{study.name}]({study.name}/{PAGE}){html}", "", description, "",
                   "Tables: " + (" · ".join(f"[{p.name}]({_rel(p, results_dir)})" for p in tables) or "none"),
                   "", "Figures: " + (" · ".join(f"[{p.stem}]({_rel(p, results_dir)})" for p in figures) or "none"), ""]
-    others = sorted(p for p in [*results_dir.glob("*.md"), *results_dir.glob("tables/*.md")] if p.name != PAGE)
+    others = sorted(p for p in [*results_dir.glob("*.md"), *results_dir.glob("tables/*.md")]
+                    if p.name not in (PAGE, NOTES))
     if others:  # pages written by other commands (complexity table, reference-run notes)
         lines += ["## Other pages", "", *(f"- [{_rel(p, results_dir)}]({_rel(p, results_dir)})" for p in others), ""]
     return atomic_write_text(results_dir / PAGE, "\n".join(lines))
