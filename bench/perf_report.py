@@ -9,6 +9,9 @@
 - Training steps (distiller forward + backward + Adam step on one fixed batch of the profile's
   student shape): per method; SKD read against (teacher forward + scratch student step).
 - Data: one training batch of each task's on-the-fly degradation, against the scratch step.
+- Loss balance: one :meth:`~skd_core.methods.Distiller.balance` call (a forward and one gradient
+  per loss term) against the method's training step, and what the ``MONITOR_POINTS`` calls add to
+  a cell of the profile's schedule.
 - Variants tried: channels_last, and ``torch.compile`` (first call, i.e. compile time, reported
   separately from the steady state).
 
@@ -34,7 +37,7 @@ from skd_core.data import train_crops
 from skd_core.methods import METHODS
 from skd_core.models import build_model
 from skd_core.train.config import TrainConfig
-from skd_core.train.loop import batch_at
+from skd_core.train.loop import MONITOR_POINTS, batch_at
 
 from .profiles import Profile, get_profile
 from .provenance import git_info, versions
@@ -100,6 +103,10 @@ def measure(profile_name: str = "cpu", threads: int = 1, repeats: int = 9) -> di
                                                                                           "derain")}
     for task, crops in data.items():
         fns[f"data batch {task}"] = lambda c=crops: batch_at(c, 7, cfg.batch)
+    for method in BALANCE_METHODS:  # what the loss-balance monitor costs (module doc)
+        c = cases[method]
+        lq, gt = torch.rand(cfg.batch, 3, cfg.crop, cfg.crop), torch.rand(cfg.batch, 3, cfg.crop, cfg.crop)
+        fns[f"balance {method}"] = lambda c=c, lq=lq, gt=gt: c.distiller.balance(lq, gt)
     steps = medians(fns, repeats)
     student_flops = count_macs(build_model(profile.student), (cfg.batch, 3, cfg.crop, cfg.crop)).flops
     teacher_flops = count_macs(teacher, (cfg.batch, 3, cfg.crop, cfg.crop)).flops
@@ -107,6 +114,10 @@ def measure(profile_name: str = "cpu", threads: int = 1, repeats: int = 9) -> di
     return {"threads": threads, "ceiling": ceiling, "inference": inference, "steps": steps,
             "student_step_gflops": 3 * student_flops / 1e9, "teacher_forward_gflops": teacher_flops / 1e9,
             "batch": cfg.batch, "crop": cfg.crop, "compiled": compiled, "profile": profile}
+
+
+#: methods whose loss-balance call is timed: the cheapest with a teacher, and SKD (most terms)
+BALANCE_METHODS = ("output_kd", "skd")
 
 
 def _compile_trial(profile: Profile, cfg: TrainConfig, repeats: int) -> dict[str, float]:
@@ -130,9 +141,12 @@ def render(m: dict) -> str:
     step_flops = {"scratch": m["student_step_gflops"]}
     step_rows = [[k, f"{v * 1e3:.1f}", f"{v / s['scratch']:.2f}",
                   f"{step_flops[k] / v:.2f} ({step_flops[k] / v / (ceiling / 1e9):.1%})" if k in step_flops else ""]
-                 for k, v in s.items() if not k.startswith("data")]
+                 for k, v in s.items() if not k.startswith(("data", "balance"))]
     data_rows = [[k.removeprefix("data batch "), f"{v * 1e3:.2f}", f"{v / s['scratch']:.1%}"]
                  for k, v in s.items() if k.startswith("data")]
+    steps_per_cell = m["profile"].student_train.steps
+    balance_rows = [[k, f"{s[f'balance {k}'] * 1e3:.1f}", f"{s[k] * 1e3:.1f}", f"{s[f'balance {k}'] / s[k]:.2f}",
+                     f"{MONITOR_POINTS * s[f'balance {k}'] / (steps_per_cell * s[k]):.1%}"] for k in BALANCE_METHODS]
     c = m["compiled"]
     git = git_info()
     return "\n".join([
@@ -156,6 +170,11 @@ def render(m: dict) -> str:
         tabulate(step_rows, headers=["step", "ms", "x scratch", "GFLOP/s (of matmul rate)"], tablefmt="github"), "",
         "## Data: one training batch, degraded on the fly", "",
         tabulate(data_rows, headers=["task", "ms per batch", "of a scratch step"], tablefmt="github"), "",
+        "## Loss-balance monitor", "",
+        f"One `Distiller.balance` call (forward, then one gradient per loss term) against one training "
+        f"step; a cell calls it {MONITOR_POINTS} times over its {steps_per_cell} steps.", "",
+        tabulate(balance_rows, headers=["method", "balance call ms", "step ms", "x step",
+                                        f"added to a {steps_per_cell}-step cell's training"], tablefmt="github"), "",
         "## torch.compile (scratch student step, default mode)", "",
         f"First call (compilation): {c['first_call_s']:.1f} s; then {c['compiled_ms']:.1f} ms per step vs "
         f"{c['eager_ms']:.1f} ms eager.", "",
