@@ -76,8 +76,8 @@ def ablations(session: nox.Session) -> None:
 
 @nox.session
 def extended(session: nox.Session) -> None:
-    """The studies outside the default set's time budget (the training-budget learning curves), on
-    the `cpu` profile, then their reports under results/."""
+    """The studies outside the default set's time budget (SKD's ablations, SKD across student sizes,
+    the training-budget learning curves), on the `cpu` profile, then their reports under results/."""
     _run_and_report(session, EXTENDED_STUDIES)
 
 

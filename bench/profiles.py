@@ -14,10 +14,10 @@ A grid or a ``skd-bench train`` call names a profile and overrides only what it 
   28.69 / 29.26 / - / 31.21, w16 28.78 / 29.48 / 30.74 / 31.41; teacher 32.47): at 150 steps w12
   and w16 tie (+0.09 dB), at 300 each width is above the next narrower one (+0.66, +0.22 dB) and
   the widest is 3.0 dB below the teacher; at 4x the schedule (1200) it is still 1.06 dB below. The
-  curves have *not* flattened by 1200 steps: 300 is the longest schedule at which the default set
-  (``kd_methods`` on three tasks and ``student_sizes``, 3 seeds) fits its 45 min budget on a 2-core
-  machine (600 steps would double it), so the studies compare students early in training, where
-  the teacher's signal has the most to add.
+  curves have *not* flattened by 1200 steps: 300 is the shortest schedule at which the widths
+  separate, chosen over longer ones for time. Even so the default set (``kd_methods`` on three
+  tasks and ``student_sizes``, 3 seeds) costs about 59 min on a 2-core machine by measured step
+  times (``results/perf.md``), over its 45 min budget; 600 steps would double it.
 - ``paper``: GPU machines; the official Restormer teacher (trained, or an official checkpoint via
   ``teacher_checkpoint``) and the public DCKD student on real datasets from folders. Student
   schedule from the SKD authors' hints (Adam, batch 8, patch 128, cosine); teacher schedule from

@@ -32,13 +32,15 @@ Readings the paper leaves open, each a named option (*ours*):
   Each form has its own default, by one stated rule (docs/design.md section 1.4): the largest value
   of the grid {1, 0.3, 0.1, 0.03, 0.01, 0.003} at which that form's maps of a trained teacher
   against the student are clearly non-uniform (normalised entropy at most 0.9) at every tap by the
-  last training step. Channel, :data:`DEFAULT_TEMPERATURE` = 0.1: 0.96-0.99 at 1.0 (cosine logits
-  in [-1, 1] bound every row's max/min weight by ``e^2``), 0.53-0.67 at 0.1 (0.3 not measured).
-  Spatial, :data:`DEFAULT_SPATIAL_TEMPERATURE` = 0.01: a row spreads over ``N = H*W`` tokens, not
-  ``C`` channels; at 0.1 and 0.03 the full-resolution taps end at 0.96-0.99 and 0.94-0.95, at
-  0.01 every tap ends at 0.08-0.82 (``cpu`` denoise25 teacher, ``student-cpu``, 300 steps). The paper's hint "temperature
-  1e-6" has no stated meaning; as a divisor of cosine logits it makes the softmax a hard arg-max,
-  so it is not the default, but it can be set.
+  last training step. Channel, :data:`DEFAULT_TEMPERATURE` = 0.1 (*provisional*: 0.3 is not
+  measured): 0.96-0.99 at 1.0 (cosine logits in [-1, 1] bound every row's max/min weight by
+  ``e^2``), 0.53-0.68 at 0.1. Spatial, :data:`DEFAULT_SPATIAL_TEMPERATURE` = 0.01: a row spreads
+  over ``N = H*W`` tokens, not ``C`` channels; at 0.1 and 0.03 the full-resolution taps end at
+  0.96-0.99 and 0.94-0.95, at 0.01 every tap ends at 0.08-0.82 (``cpu`` denoise25 teacher,
+  ``student-cpu``, 300 steps). These are SKD's defaults (``SKDOptions``); the functions and
+  :class:`CrossNetAttention` used alone default to one ``lambda`` (0.1) for both forms. The
+  paper's hint "temperature 1e-6" has no stated meaning; as a divisor of cosine logits it makes
+  the softmax a hard arg-max, so it is not the default, but it can be set.
 
 :func:`normalized_entropy` measures how far a map is from uniform (1) or one-hot (0); the SKD
 method logs it per tap and form (``entropy/<tap>/<form>``) while training.
@@ -248,8 +250,9 @@ class CrossNetAttention(nn.Module):
     ``dims``: ``"none" | "channel" | "spatial" | "both"``. ``forward(student, teacher)`` returns a
     dict with the selected forms under ``"channel"`` and ``"spatial"`` (empty for ``"none"``).
     ``temperature`` is the fixed ``lambda`` of both forms unless ``spatial_temperature`` gives the
-    spatial form its own; every method also takes ``temperatures``, a per-form mapping (e.g. one
-    tap's :class:`LearnedTemperature`) that overrides them for the forms it names.
+    spatial form its own (``None``: the same as ``temperature``; SKD passes its own default);
+    every method also takes ``temperatures``, a per-form mapping (e.g. one tap's
+    :class:`LearnedTemperature`) that overrides them for the forms it names.
     """
 
     def __init__(

@@ -132,6 +132,8 @@ def test_two_runners_never_run_a_cell_twice(tmp_path: Path):
     spec, runs = write(tmp_path, GRID), tmp_path / "runs"
     # one worker each, pinned to one CPU each (the runner sizes its threads by its affinity): two
     # runners contend for the cells without oversubscribing the machine
+    if not hasattr(os, "sched_setaffinity"):
+        pytest.skip("needs os.sched_setaffinity (Linux) to pin each runner to one CPU")
     cpus = sorted(os.sched_getaffinity(0))
     pins = [cpus[i % len(cpus)] for i in range(2)]
     procs = [subprocess.Popen(_cli("run", str(spec), "--runs-dir", str(runs), "--no-progress", "--json",

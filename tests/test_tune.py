@@ -136,8 +136,12 @@ def test_manifest_and_caption_state_how_methods_were_tuned(searched: dict, tmp_p
 
     steps = untuned_profile("smoke").student_train.steps
     assert weights_text(run(data["cells"], data["tuning"])) == (
-        f"Weights: methods at tuned by TPE, 2 trials each (the first 2 random) on the validation split (11 crops) of "
+        f"Weights: methods at tuned by seeded random search (TPE's start-up trials), 2 trials each on the validation "
+        f"split (11 crops) of "
         f"denoise25, budget {steps} steps; fitnet: literature/default weights, untuned.")
+    tpe = {"at": {**data["tuning"]["at"], "trials": 8, "startup_trials": 3}}
+    assert "at tuned by TPE, 8 trials each (the first 3 random) on the validation split" in weights_text(
+        run(data["cells"], tpe))
     assert weights_text(run(data["cells"], {})) == "Weights: literature/default weights, untuned."
     assert weights_text(run(data["cells"][2:], {})) == ""  # scratch only: no weights to state
 

@@ -95,6 +95,13 @@ def read_conventions(grid: GridRun, cells: pd.DataFrame, arch: Mapping[str, Mapp
                        balance, weights_text(grid))
 
 
+def _search(trials: int, startup: int) -> str:
+    """How a search of ``trials`` trials with ``startup`` random start-up trials chose its values."""
+    if startup >= trials:  # TPE never modelled the history: say what it was
+        return f"seeded random search (TPE's start-up trials), {trials} trials each"
+    return f"TPE, {trials} trials each (the first {startup} random)"
+
+
 def weights_text(grid: GridRun) -> str:
     """How the options of the grid's methods were set: tuned (trials, split, budget, from the
     provenance the manifest recorded) or the literature/default values; empty for a grid whose
@@ -110,7 +117,7 @@ def weights_text(grid: GridRun) -> str:
         p = grid.tuning[m]
         groups.setdefault((p["trials"], p["startup_trials"], p["val_images"], p["budget"]["steps"], p["task"]),
                           []).append(m)
-    parts = [f"{', '.join(ms)} tuned by TPE, {trials} trials each (the first {min(startup, trials)} random) on the "
+    parts = [f"{', '.join(ms)} tuned by {_search(trials, startup)} on the "
              f"validation split ({crops} crops) of {task}, budget {steps} steps"
              for (trials, startup, crops, steps, task), ms in groups.items()]
     untuned = [m for m in methods if m not in tuned]
