@@ -37,6 +37,7 @@ from .plugins import load_plugins, portable_name
 from .plugins import resolve as resolve_plugin
 from .profiles import Profile, get_profile
 from .provenance import config_hash, provenance
+from .replay import ReplaySpec, replaying
 from .shipped import import_shipped
 from .store import WEIGHTS, CorruptRecordError, RunStore, non_finite_metric
 
@@ -278,10 +279,11 @@ def _score_only(model: nn.Module, data: DataSettings, task: str, device: torch.d
 
 
 def run_student(job: StudentJob, store: RunStore, device: torch.device | str = "cpu", progress: bool = True,
-                resume: bool = True) -> dict[str, Any]:
+                resume: bool = True, replay: ReplaySpec | None = None) -> dict[str, Any]:
     """Train and score one student cell; returns (and writes) its record. Any exception (not
     ``KeyboardInterrupt`` or ``SystemExit``) is recorded as a ``failed`` record with its traceback
-    and re-raised."""
+    and re-raised. With ``replay`` (given by the runner) the teacher's blocks are recorded or
+    replayed (:mod:`bench.replay`; exact), and the record's ``teacher_replay`` says how often."""
     device = torch.device(device)
     cid = job.id()
     folder = store.writable().cell_dir(cid)
@@ -295,9 +297,10 @@ def run_student(job: StudentJob, store: RunStore, device: torch.device | str = "
         # scratch students are compared with the teacher too, if it exists without training one
         compared_with = teacher if teacher is not None else finished_teacher(job.profile, job.task, job.teacher_seed,
                                                                               store, device)
-        result = train_student(job.student, job.method, job.options, teacher, job.profile.student_train,
-                               data_settings(job.profile, job.keep_images, job.split), job.task, job.seed, folder,
-                               device, progress, resume, compared_with)
+        with replaying(teacher, replay) as replayer:
+            result = train_student(job.student, job.method, job.options, teacher, job.profile.student_train,
+                                   data_settings(job.profile, job.keep_images, job.split), job.task, job.seed,
+                                   folder, device, progress, resume, compared_with)
         save_weights(result.model, folder / WEIGHTS)
         record = {**base, "status": "done", "model": job.student, **result.fields,
                   "code": code_identity(job.code_roots()),
@@ -306,6 +309,7 @@ def run_student(job: StudentJob, store: RunStore, device: torch.device | str = "
                               "metrics": teacher_record.get("metrics") if job.split == "test" else None}
                   if teacher_record else None,
                   **_artefacts(store, folder, result, job.profile, job.task, job.split),
+                  **({"teacher_replay": {"role": replay.role, **replayer.stats.as_dict()}} if replayer else {}),
                   "provenance": provenance(), "finished": time.time()}
         if bad := non_finite_metric(record):
             raise FloatingPointError(f"cell {cid}: non-finite metric {bad}")

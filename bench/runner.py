@@ -16,6 +16,8 @@ import shutil
 import sys
 import time
 import traceback
+import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -33,7 +35,10 @@ from .arch import measure_all
 from .grid import Grid, short_value
 from .jobs import Cell, StudentJob, cells_of, ensure_teacher, run_student, teacher_id
 from .plugins import load_plugins
-from .provenance import provenance
+from .provenance import config_hash, provenance
+from .replay import FOLDER as REPLAY_FOLDER
+from .replay import PLAYER, RECORDER, ReplaySpec
+from .replay import remove as remove_replay
 from .store import RECORD, CorruptRecordError, RunStore, non_finite_metric
 
 EXECUTORS = ("local", "ray")
@@ -73,10 +78,10 @@ def tuned_options(job: StudentJob) -> list[str]:
 
 
 def run_cell(job: StudentJob, cell_id: str, root: Path, device: str, threads: int, force: bool,
-             progress: bool) -> str:
+             progress: bool, replay: ReplaySpec | None = None) -> str:
     """Claim and run one cell (in whatever process or Ray worker this is); returns its final status.
     Any exception becomes the cell's ``failed`` record (run_student writes it when it gets that
-    far; this function otherwise)."""
+    far; this function otherwise). ``replay``: the cell's part in its group's teacher replay."""
     store = RunStore(root)
     folder = store.cell_dir(cell_id)
     lock = store.lock(folder)
@@ -100,7 +105,7 @@ def run_cell(job: StudentJob, cell_id: str, root: Path, device: str, threads: in
         if force and folder.exists():
             shutil.rmtree(folder / "checkpoint", ignore_errors=True)
             (folder / RECORD).unlink(missing_ok=True)
-        run_student(job, store, device, progress=progress, resume=True)
+        run_student(job, store, device, progress=progress, resume=True, replay=replay)
         return "done"
     except Exception as exc:
         if not _recorded_failure(store, folder, started):
@@ -177,6 +182,35 @@ def prepare_teacher(job: StudentJob, root: Path, device: str, threads: int, prog
     return "done"
 
 
+def replay_plan(cells: Sequence[Cell], folder: Path) -> tuple[list[Cell], dict[str, ReplaySpec]]:
+    """The teacher replay of ``cells`` (:mod:`bench.replay`) and their run order.
+
+    Cells with the same teacher, task, seed, split and student schedule draw the same batches: a
+    *group*. In each group of two or more, the first cell in grid order records and the others
+    play. Order: the first group's recorder; then, group by group, the next group's recorder and
+    this group's players; then every other cell -- so a player starts when its recorder is done
+    (or far ahead), only about two groups' entries are on disk at a time, and the short
+    teacher-free cells fill the end of the run. Returns the ordered cells and
+    ``{cell id: spec}``."""
+    groups: dict[str, list[Cell]] = {}
+    for cell in cells:
+        if _needs_teacher(cell):
+            job = cell.job
+            key = config_hash({"teacher": _cell_teacher(cell), "task": cell.task, "seed": cell.seed,
+                               "split": job.split, "train": job.profile.student_train.to_dict()})
+            groups.setdefault(key, []).append(cell)
+    specs: dict[str, ReplaySpec] = {}
+    shared = [members for members in groups.values() if len(members) > 1]
+    for key, members in groups.items():
+        for i, cell in enumerate(members if len(members) > 1 else ()):
+            specs[cell.id] = ReplaySpec(folder / key, RECORDER if i == 0 else PLAYER, _cell_teacher(cell))
+    order = [m[0] for m in shared[:1]]
+    for i, members in enumerate(shared):
+        order += [m[0] for m in shared[i + 1:i + 2]] + members[1:]
+    ordered = {c.id: c for c in [*order, *cells]}  # dict: first position wins
+    return list(ordered.values()), specs
+
+
 def match_only(cell: Cell, only: Iterable[str]) -> bool:
     """``--only key=value`` filters: keys ``label``, ``task``, ``seed``, ``method``, ``student``, ``id``
     or an option name; all filters must match."""
@@ -211,8 +245,10 @@ def select(grids: Sequence[Grid], only: Sequence[str]) -> tuple[dict[str, Cell],
 def run_grids(
     grids: Sequence[Grid], runs_dir: Path, *, executor: str = "local", workers: int = 1, device: str = "cpu",
     force: bool = False, only: Iterable[str] = (), progress: bool = True, address: str | None = None,
+    replay: bool = True,
 ) -> GridSummary:
-    """Run the cells of ``grids`` that match ``only`` in the run store at ``runs_dir``."""
+    """Run the cells of ``grids`` that match ``only`` in the run store at ``runs_dir``; ``replay``:
+    distilled cells that share a teacher and batches replay its forward (:func:`replay_plan`)."""
     if executor not in EXECUTORS:
         raise ConfigError(f"executor must be one of {EXECUTORS}, got {executor!r}")
     if workers < 1:
@@ -264,9 +300,22 @@ def run_grids(
             runnable.append(cell)
     for tid, out in failed_teachers.items():
         print(f"skd-bench: teacher {tid} {out.splitlines()[0]}", file=sys.stderr)
-    statuses = run(run_cell, [(c.job, c.id, store.root, device, threads, force, progress and workers == 1)
-                              for c in runnable], workers, "cells", address, progress=progress, cpus=threads,
-                   cuda=device.startswith("cuda"))
+    replay_root = store.root / REPLAY_FOLDER / uuid.uuid4().hex[:12]
+    runnable, specs = replay_plan(runnable, replay_root) if replay else (runnable, {})
+    left = Counter(spec.folder for spec in specs.values())
+
+    def finished(index: int) -> None:  # a group's entries go when its last cell ends
+        if (spec := specs.get(runnable[index].id)) is not None:
+            left[spec.folder] -= 1
+            if not left[spec.folder]:
+                remove_replay(spec.folder)
+
+    try:
+        statuses = run(run_cell, [(c.job, c.id, store.root, device, threads, force, progress and workers == 1,
+                                   specs.get(c.id)) for c in runnable], workers, "cells", address,
+                       progress=progress, cpus=threads, cuda=device.startswith("cuda"), on_done=finished)
+    finally:
+        remove_replay(replay_root)
     for status in statuses:
         if status == "done":
             summary.done += 1
@@ -287,14 +336,16 @@ def run_grids(
 
 def executor_map(executor: str) -> Callable[..., list[str]]:
     """The map of ``executor`` (:data:`EXECUTORS`): ``map(fn, arglists, workers, what, address,
-    progress, cpus, cuda)`` runs ``fn(*args)`` for each job and returns the results in argument order."""
+    progress, cpus, cuda, on_done)`` runs ``fn(*args)`` for each job, starting them in argument
+    order, calls ``on_done(index)`` as each ends, and returns the results in argument order."""
     if executor not in EXECUTORS:
         raise ConfigError(f"executor must be one of {EXECUTORS}, got {executor!r}")
     return _ray_map if executor == "ray" else _local_map
 
 
 def _local_map(fn: Any, arglists: list[tuple], workers: int, what: str, address: str | None,
-               progress: bool, cpus: int = 1, cuda: bool = False) -> list[str]:
+               progress: bool, cpus: int = 1, cuda: bool = False,
+               on_done: Callable[[int], None] | None = None) -> list[str]:
     """``fn(*args)`` for each job, in argument order, run in this process (one worker) or in spawned
     processes; a job whose process died is ``failed`` (its lock is then stale, the next run redoes it)."""
     if not arglists:
@@ -302,8 +353,10 @@ def _local_map(fn: Any, arglists: list[tuple], workers: int, what: str, address:
     bar = tqdm(total=len(arglists), desc=what, unit="job", disable=not progress, dynamic_ncols=True)
     out = []
     if workers == 1:
-        for args in arglists:
+        for i, args in enumerate(arglists):
             out.append(fn(*args))
+            if on_done:
+                on_done(i)
             bar.update(1)
     else:
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
@@ -315,6 +368,8 @@ def _local_map(fn: Any, arglists: list[tuple], workers: int, what: str, address:
                 except Exception as exc:  # the worker process itself failed (killed, out of memory)
                     print(f"skd-bench: a {what} worker failed: {type(exc).__name__}: {exc}", file=sys.stderr)
                     done[futures[fut]] = "failed"
+                if on_done:
+                    on_done(futures[fut])
                 bar.update(1)
             out = [done[i] for i in range(len(arglists))]
     bar.close()
@@ -322,7 +377,8 @@ def _local_map(fn: Any, arglists: list[tuple], workers: int, what: str, address:
 
 
 def _ray_map(fn: Any, arglists: list[tuple], workers: int, what: str, address: str | None,
-             progress: bool, cpus: int = 1, cuda: bool = False) -> list[str]:
+             progress: bool, cpus: int = 1, cuda: bool = False,
+             on_done: Callable[[int], None] | None = None) -> list[str]:
     """One Ray task per job: ``threads`` CPUs each, and one GPU each when the job runs on CUDA."""
     if not arglists:
         return []
@@ -335,6 +391,7 @@ def _ray_map(fn: Any, arglists: list[tuple], workers: int, what: str, address: s
                  runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}})
     remote = ray.remote(num_cpus=max(1, cpus), num_gpus=1 if cuda else 0, max_retries=0)(fn)
     refs = [remote.remote(*args) for args in arglists]
+    index = {ref: i for i, ref in enumerate(refs)}
     bar = tqdm(total=len(refs), desc=f"{what} (ray)", unit="job", disable=not progress, dynamic_ncols=True)
     done: dict[Any, str] = {}
     remaining = refs
@@ -346,6 +403,8 @@ def _ray_map(fn: Any, arglists: list[tuple], workers: int, what: str, address: s
             except Exception as exc:  # the Ray worker itself failed
                 print(f"skd-bench: a {what} worker failed: {type(exc).__name__}: {exc}", file=sys.stderr)
                 done[ref] = "failed"
+            if on_done:
+                on_done(index[ref])
         bar.update(len(ready))
     bar.close()
     return [done[ref] for ref in refs]  # in argument order

@@ -38,6 +38,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="rerun finished cells")
     p.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
                    help="run only matching cells (label, task, seed, method, student, id or an option)")
+    p.add_argument("--no-replay", action="store_true",
+                   help="every distilled cell runs its teacher itself (default: cells that share a teacher and "
+                        "batches replay its forward from one of them; exact, see bench/replay.py)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
@@ -48,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     device = str(resolve_device(args.device)) if args.executor == "local" else args.device
     grids = load_grids(args)
     summary = run_grids(grids, args.runs_dir, executor=args.executor, workers=args.workers, device=device,
-                        force=args.force, only=args.only, progress=not args.no_progress, address=args.address)
+                        force=args.force, only=args.only, progress=not args.no_progress, address=args.address,
+                        replay=not args.no_replay)
     emit({"grids": ", ".join(g.study for g in grids), "done": summary.done, "failed": summary.failed,
           "already_done": summary.skipped, "running_elsewhere": summary.busy,
           "wall_s": round(summary.seconds, 1), "executor": args.executor, "workers": args.workers,
