@@ -18,8 +18,9 @@ Spec keys::
     cells: [{label: ..., method: ..., options: {...}}]          # explicit cells, added to the product
     reference: true                # add the scratch student (the baseline of every difference)
     plugins: [my_methods.py]       # files (relative to this spec) or modules registering models/methods
-    report:                        # optional, figures only (never part of a cell)
+    report:                        # optional, presentation only (never part of a cell)
       qualitative: {images: [camera], region: [top, left, size], max_images: 2}
+      seeds: why this many seeds     # e.g. the measured SD it was chosen from; in every caption
 
 A cell's ``label`` names its variant (a table row); seeds of one label are aggregated. This module
 reads and checks specs only: it knows nothing of jobs, profiles' contents or methods (a cell's
@@ -48,7 +49,7 @@ DEFAULT_METHOD = "skd"
 #: spec keys that only change how a run is presented, not which cells it has
 PRESENTATION_KEYS = ("description", "report")
 REFERENCE_LABEL = "scratch"
-REPORT_KEYS = ("qualitative",)
+REPORT_KEYS = ("qualitative", "seeds")
 QUALITATIVE_KEYS = ("images", "region", "max_images")
 
 
@@ -93,6 +94,7 @@ class Grid:
     plugins: tuple[str, ...] = ()
     qualitative: QualitativeOptions = field(default_factory=QualitativeOptions)
     train_teacher: bool = False  # train each task's teacher even when no cell's method needs one
+    seeds_why: str = ""  # report.seeds: why this many seeds (the captions say it)
 
     def labels(self) -> list[str]:
         return list(dict.fromkeys(c.label for c in self.cells))
@@ -201,7 +203,7 @@ def _expand(spec: dict[str, Any], path: Path, profile: str | None, overrides: Ma
                                       cell.get("student"), dict(options), _merge(prof_over, cell_over), chosen))
     return Grid(study, _typed(spec, "description", str, ""), path, profile_name, tasks, seeds, teacher_seed, cells,
                 spec, dict(overrides), tuple(plugins), _qualitative(_typed(spec, "report", dict, {})),
-                _typed(spec, "train_teacher", bool, False))
+                _typed(spec, "train_teacher", bool, False), _typed(_typed(spec, "report", dict, {}), "seeds", str, ""))
 
 
 def _qualitative(report: dict[str, Any]) -> QualitativeOptions:

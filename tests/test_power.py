@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ import pytest
 from scipy import optimize, stats
 from statsmodels.stats.power import TTestPower
 
+from bench.grid import load_grid
 from bench.report.conventions import Conventions
 from bench.report.power import (
     MAX_SEEDS,
@@ -25,6 +27,7 @@ from bench.report.power import (
 )
 from bench.report.stats import summarise
 from bench.report.tables import INCONCLUSIVE, csv_table, latex_table, markdown_table, table_frame
+from skd_core.errors import ConfigError
 
 TEACHERS = pd.DataFrame(columns=["task", "id", "model", "psnr", "ssim", "params", "macs_G"])
 
@@ -156,3 +159,19 @@ def test_more_than_the_cap_is_said_in_words_and_in_the_csv() -> None:
     assert power.needed[0.15] is None
     assert f"0.15 dB would need more than {MAX_SEEDS} seeds" in power.sentence()
     assert power.columns()["power_seeds_for_0.15dB"] == f">{MAX_SEEDS}"
+
+
+def test_a_grids_reason_for_its_seeds_is_in_the_caption_and_not_in_its_run_key(tmp_path: Path):
+    spec = tmp_path / "g.yaml"
+    base = "study: g\nprofile: smoke\ntasks: [denoise25]\nseeds: [0, 1, 2, 3, 4]\nbase: {method: scratch}\n"
+    spec.write_text(base)
+    key = load_grid(spec).run_key()
+    spec.write_text(base + "report:\n  seeds: five, from the measured SD of 0.2 dB\n")
+    grid = load_grid(spec)
+    assert grid.seeds_why == "five, from the measured SD of 0.2 dB" and grid.run_key() == key
+    caption = Conventions("smoke", (0, 1, 2, 3, 4), {}, "", "", "", "", seeds_why=grid.seeds_why).caption()
+    assert "(5 seeds: 0, 1, 2, 3, 4; the Seeds column gives finished/planned). Seeds: five, from the measured" \
+        in caption
+    spec.write_text(base + "report:\n  seeds: [5]\n")
+    with pytest.raises(ConfigError, match="seeds"):
+        load_grid(spec)

@@ -32,6 +32,7 @@ class Conventions:
     power: str  # the study's power statement (:func:`.power.power_caption`); first in the caption
     balance: str = ""  # the loss-balance marks' rule (:func:`.balance.balance_caption`), when logged
     weights: str = ""  # how the methods' options were set (:func:`weights_text`)
+    seeds_why: str = ""  # why this many seeds (the grid's report.seeds)
 
     def caption(self) -> str:
         """One paragraph stating every convention of the tables."""
@@ -49,7 +50,8 @@ class Conventions:
             *power,
             ("Seeds, mean ± sd", f"Profile {self.profile}; mean ± sample standard deviation over seeds "
                                  f"({len(self.seeds)} seeds: {', '.join(map(str, self.seeds))}; "
-                                 f"the Seeds column gives finished/planned)."),
+                                 f"the Seeds column gives finished/planned)."
+                                 + (f" Seeds: {self.seeds_why.strip()}" if self.seeds_why else "")),
             ("PSNR (dB), SSIM", f"PSNR (dB) and SSIM with BasicSR/MATLAB semantics (clamped to [0, 1], quantised to "
                                 f"uint8, float64, peak 255; SSIM with an 11-tap Gaussian window, sigma 1.5) on "
                                 f"{scoring}."),
@@ -92,7 +94,7 @@ def read_conventions(grid: GridRun, cells: pd.DataFrame, arch: Mapping[str, Mapp
                   if tput else "")
     shape = "x".join(map(str, first.get("input_shape", [])))
     return Conventions(grid.profile, tuple(grid.seeds), scoring, shape, first.get("counter", ""), throughput, power,
-                       balance, weights_text(grid))
+                       balance, weights_text(grid), grid.seeds_why)
 
 
 def _search(trials: int, startup: int) -> str:

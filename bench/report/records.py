@@ -67,6 +67,7 @@ class GridRun:
     qualitative: QualitativeOptions
     store: RunStore
     tuning: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seeds_why: str = ""  # the spec's report.seeds
 
     def labels(self) -> list[str]:
         return list(dict.fromkeys(c.label for c in self.cells))
@@ -88,7 +89,7 @@ def load_run(grid: Grid, runs_dir: Path) -> GridRun:
                           tuple(c.get("tuned", ())))
              for c in data["cells"]]
     return GridRun(grid.study, grid.description, grid.path, grid.profile, grid.tasks, grid.seeds, grid.spec, cells,
-                   data.get("arch", {}), grid.qualitative, store, data.get("tuning", {}))
+                   data.get("arch", {}), grid.qualitative, store, data.get("tuning", {}), grid.seeds_why)
 
 
 @dataclass(frozen=True)
