@@ -9,6 +9,9 @@
 - Training steps (distiller forward + backward + Adam step on one fixed batch of the profile's
   student shape): per method; SKD read against (teacher forward + scratch student step).
 - Data: one training batch of each task's on-the-fly degradation, against the scratch step.
+- Teacher replay (:mod:`bench.replay`): every teacher-using method's step, and the teacher's
+  forward, as a player replaying the fixed batch's entry that a recorder wrote, against the same
+  computed; the recorder's own step (``output_kd``) with the writing.
 - Loss balance: one :meth:`~skd_core.methods.Distiller.balance` call (a forward and one gradient
   per loss term) against the method's training step, and what the ``MONITOR_POINTS`` calls add to
   a cell of the profile's schedule.
@@ -21,7 +24,10 @@ Every time is the median of round-robin (interleaved) repeats, so machine load h
 from __future__ import annotations
 
 import argparse
+import copy
+import shutil
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +38,7 @@ from tabulate import tabulate
 from skd_core.atomic import atomic_write_text
 from skd_core.complexity.env import environment
 from skd_core.complexity.macs import COUNTER, count_macs
-from skd_core.complexity.train_step import make_step
+from skd_core.complexity.train_step import StepCase, make_step
 from skd_core.data import train_crops
 from skd_core.methods import METHODS
 from skd_core.models import build_model
@@ -41,6 +47,7 @@ from skd_core.train.loop import MONITOR_POINTS, batch_at
 
 from .profiles import Profile, get_profile
 from .provenance import git_info, versions
+from .replay import PLAYER, RECORDER, ReplaySpec, TeacherReplay
 
 
 def medians(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 2) -> dict[str, float]:
@@ -107,13 +114,45 @@ def measure(profile_name: str = "cpu", threads: int = 1, repeats: int = 9) -> di
         c = cases[method]
         lq, gt = torch.rand(cfg.batch, 3, cfg.crop, cfg.crop), torch.rand(cfg.batch, 3, cfg.crop, cfg.crop)
         fns[f"balance {method}"] = lambda c=c, lq=lq, gt=gt: c.distiller.balance(lq, gt)
-    steps = medians(fns, repeats)
+    with tempfile.TemporaryDirectory() as folder:
+        fns.update(_replayed(profile, cfg, teacher, Path(folder)))
+        steps = medians(fns, repeats)
     student_flops = count_macs(build_model(profile.student), (cfg.batch, 3, cfg.crop, cfg.crop)).flops
     teacher_flops = count_macs(teacher, (cfg.batch, 3, cfg.crop, cfg.crop)).flops
     compiled = _compile_trial(profile, cfg, repeats)
     return {"threads": threads, "ceiling": ceiling, "inference": inference, "steps": steps,
             "student_step_gflops": 3 * student_flops / 1e9, "teacher_forward_gflops": teacher_flops / 1e9,
             "batch": cfg.batch, "crop": cfg.crop, "compiled": compiled, "profile": profile}
+
+
+#: the method whose cell records in the replay rows (the first teacher-using method of kd_methods)
+RECORDER_METHOD = "output_kd"
+
+
+def _replayed(profile: Profile, cfg: TrainConfig, teacher: torch.nn.Module, folder: Path) -> dict[str, Callable]:
+    """Steps with teacher replay on copies of ``teacher``: ``<method> (replayed)`` for every
+    teacher-using method and ``teacher forward (replayed)``, replaying the entry a recorder wrote
+    once; ``<RECORDER_METHOD> (recording)``, whose entry is removed before each call so that every
+    call computes and writes. Every case's fixed batch is the same (seed 0), so one entry serves."""
+    def case(method: str, role: str, where: Path) -> StepCase:
+        c = make_step(method, profile.student, copy.deepcopy(teacher), cfg.batch, cfg.crop)
+        TeacherReplay(c.distiller.teacher, ReplaySpec(where, role, "perf"))  # patched for the process's life
+        return c
+
+    case(RECORDER_METHOD, RECORDER, folder / "played").step()  # writes the batch's entry
+    recorder = case(RECORDER_METHOD, RECORDER, folder / "recorded")
+
+    def record() -> None:
+        shutil.rmtree(folder / "recorded", ignore_errors=True)
+        recorder.step()
+
+    fns: dict[str, Callable[[], object]] = {f"{RECORDER_METHOD} (recording)": record}
+    for method in (m for m in METHODS.names() if METHODS.get(m).needs_teacher):
+        played = case(method, PLAYER, folder / "played")
+        fns[f"{method} (replayed)"] = played.step
+        if method == RECORDER_METHOD:
+            fns["teacher forward (replayed)"] = played.teacher_forward
+    return fns
 
 
 #: methods whose loss-balance call is timed: the cheapest with a teacher, and SKD (most terms)
@@ -166,7 +205,10 @@ def render(m: dict) -> str:
         f"Teacher forward alone: {s['teacher forward'] * 1e3:.1f} ms ({m['teacher_forward_gflops']:.3f} GFLOPs). "
         f"**SKD step / (teacher forward + scratch student step) = {s['skd'] / floor:.2f}** "
         f"({s['skd'] * 1e3:.1f} ms / ({s['teacher forward'] * 1e3:.1f} + {s['scratch'] * 1e3:.1f}) ms). "
-        "A student step's FLOPs are taken as 3 x its forward's (forward, and a backward of about twice it).", "",
+        "A student step's FLOPs are taken as 3 x its forward's (forward, and a backward of about twice it). "
+        "Rows marked (replayed) run with teacher replay (`bench/replay.py`): the teacher's blocks loaded from "
+        f"the entry a recorder wrote for the batch; ({RECORDER_METHOD} recording) is the recorder's step, "
+        "writing the entry.", "",
         tabulate(step_rows, headers=["step", "ms", "x scratch", "GFLOP/s (of matmul rate)"], tablefmt="github"), "",
         "## Data: one training batch, degraded on the fly", "",
         tabulate(data_rows, headers=["task", "ms per batch", "of a scratch step"], tablefmt="github"), "",

@@ -12,12 +12,15 @@ A grid or a ``skd-bench train`` call names a profile and overrides only what it 
   8 x 32 px crops, chosen from the ``budget`` study's learning curves (``results/budget/``, seed 0,
   denoise25, PSNR in dB at 150 / 300 / 600 / 1200 steps: w8 27.40 / 28.60 / 29.13 / 30.29, w12
   28.69 / 29.26 / - / 31.21, w16 28.78 / 29.48 / 30.74 / 31.41; teacher 32.47): at 150 steps w12
-  and w16 tie (+0.09 dB), at 300 each width is above the next narrower one (+0.66, +0.22 dB) and
-  the widest is 3.0 dB below the teacher; at 4x the schedule (1200) it is still 1.06 dB below. The
-  curves have *not* flattened by 1200 steps: 300 is the shortest schedule at which the widths
-  separate, chosen over longer ones for time. Even so the default set (``kd_methods`` on three
-  tasks and ``student_sizes``, 3 seeds) costs about 59 min on a 2-core machine by measured step
-  times (``results/perf.md``), over its 45 min budget; 600 steps would double it.
+  and w16 tie (+0.09 dB), at 300 each width is above the next narrower one on seed 0 (+0.66,
+  +0.22 dB) and the widest is 3.0 dB below the teacher; at 4x the schedule (1200) it is still
+  1.06 dB below. Over 5 seeds (the reference run's ``student_sizes``, results/REFERENCE_RUN.md)
+  300 steps separates w8 from w12 (+0.42 dB, 95 % CI [+0.21, +0.64]) but not w12 from w16 (+0.14
+  [-0.10, +0.38], inconclusive; seed-paired SD 0.15 dB). The curves have *not* flattened by 1200
+  steps: 300 is the shortest schedule at which any widths separate, chosen over longer ones for
+  time. Even so the default set (``kd_methods`` on three tasks with 3 seeds, ``student_sizes``
+  with 5) took 57 min in the reference run on a 2-core machine, with teacher replay
+  (:mod:`bench.replay`), over its 45 min budget; 600 steps would double it.
 - ``paper``: GPU machines; the official Restormer teacher (trained, or an official checkpoint via
   ``teacher_checkpoint``) and the public DCKD student on real datasets from folders. Student
   schedule from the SKD authors' hints (Adam, batch 8, patch 128, cosine); teacher schedule from

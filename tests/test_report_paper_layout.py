@@ -31,6 +31,7 @@ cells:
   - {label: skd, method: skd}
   - {label: scratch, method: scratch}
   - {label: output_kd, method: output_kd}
+report: {seeds: "two, enough for a test"}
 """
 LABELS = ("skd", "scratch", "output_kd")  # grid order
 #: PSNR (dB) of a cell: the task's base plus the method's offset plus 0.1 dB per seed
@@ -108,7 +109,8 @@ def test_markdown_layout(study: Path) -> None:
     caption = text.split("\n\n")[-1]
     for phrase in ("derain: embedded test set, Y channel", "deblur: embedded test set, RGB", "PSNR (dB)",
                    "2 per cell", "1x3x64x64", "teacher-smoke, 6 steps", "Methods: skd, scratch, output_kd",
-                   "same student (student-smoke)", "†: fewer finished"):
+                   "same student (student-smoke)", "†: fewer finished", "Seeds: two, enough for a test",
+                   "Weights: ", "confidence intervals, and each task's minimum detectable effect, are in the summary"):
         assert phrase in caption, phrase
 
 

@@ -136,16 +136,21 @@ def csv_layout(frame: pd.DataFrame) -> str:
 
 
 def layout_caption(conv: Conventions, cells: pd.DataFrame, teachers: pd.DataFrame, frame: pd.DataFrame) -> str:
-    """Every convention of the layout: seeds per cell, test sets and scoring per task (unit dB),
-    params, MACs and their input size, the teacher's schedule, how the methods were configured and
-    what bold means."""
+    """Every convention of the layout: seeds per cell (and why that many, when the grid says),
+    test sets and scoring per task (unit dB), params, MACs and their input size, the teacher's
+    schedule, how the methods were configured and their weights chosen (tuning: trials, split,
+    budget), where the confidence intervals and the study's power are, and what bold means."""
     items = dict(conv.items())
     fewer = any(_fewer(row, task) for _, row in frame.iterrows() for task in conv.scoring)
     seeds = (f"Means over seeds: {len(conv.seeds)} per cell (seeds {', '.join(map(str, conv.seeds))}; profile "
              f"{conv.profile})" + (f"; {FEWER}: fewer finished (finished/planned in the summary table)." if fewer
                                    else "."))
+    if conv.seeds_why:
+        seeds += f" Seeds: {conv.seeds_why.strip()}"
     return " ".join([seeds, items["PSNR (dB), SSIM"], items["Params (M)"], items["MACs (G)"], _teacher_text(teachers),
-                     methods_text(cells),
+                     methods_text(cells), *([conv.weights] if conv.weights else []),
+                     "Differences to scratch with their 95 % confidence intervals, and each task's minimum detectable "
+                     "effect, are in the summary table (tables/summary.md).",
                      "Bold (CSV: best_* columns): best student per column (highest PSNR and SSIM; lowest params and "
                      "MACs), marked only where the values differ."])
 
