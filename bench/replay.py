@@ -21,6 +21,9 @@ Exact by construction -- a replayed cell equals the cell run without replay bit 
 - a block with a hook on a module **inside** it runs (a tap there must see it run); hooks on the
   block itself fire on the replayed output as usual.
 
+On CUDA "exact" means as exact as the GPU kernels are run to run: bitwise where they are
+deterministic.
+
 Entries live in ``<runs>/replay/<run token>/<group>/``, written atomically (temp file, rename), and
 are deleted when the group's last cell ends and, in any case, when the run ends. A missing or
 unreadable entry is a miss: the player computes the block itself.
