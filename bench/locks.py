@@ -21,7 +21,8 @@ from types import TracebackType
 UNREADABLE_GRACE = 10.0
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -56,7 +57,7 @@ class FileLock:
                 return time.time() - self.path.stat().st_mtime > UNREADABLE_GRACE
             except OSError:
                 return False
-        if owner.get("host") == socket.gethostname() and not _alive(int(owner.get("pid", -1))):
+        if owner.get("host") == socket.gethostname() and not pid_alive(int(owner.get("pid", -1))):
             return True
         return self.stale_after is not None and time.time() - float(owner.get("time", 0)) > self.stale_after
 

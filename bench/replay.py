@@ -24,9 +24,10 @@ Exact by construction -- a replayed cell equals the cell run without replay bit 
 On CUDA "exact" means as exact as the GPU kernels are run to run: bitwise where they are
 deterministic.
 
-Entries live in ``<runs>/replay/<run token>/<group>/``, written atomically (temp file, rename), and
-are deleted when the group's last cell ends and, in any case, when the run ends. A missing or
-unreadable entry is a miss: the player computes the block itself.
+Entries live in ``<runs>/replay/<host>-<pid>-<tag>/<group>/``, written atomically (temp file,
+rename), and are deleted when the group's last cell ends and, in any case, when the run ends; the
+folders of a run killed on this host (its pid dead) are deleted when the next run starts. A missing
+or unreadable entry is a miss: the player computes the block itself.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,6 +46,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from .locks import pid_alive
 
 RECORDER, PLAYER = "record", "play"
 ROLES = (RECORDER, PLAYER)
@@ -178,3 +183,20 @@ def replaying(teacher: nn.Module | None, spec: ReplaySpec | None) -> Iterator[Te
 def remove(folder: Path) -> None:
     """Delete a replay folder (a group's, or a run's) and everything in it."""
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_folder(root: Path) -> Path:
+    """A new folder for one run's entries in the run store at ``root``, named by this host and pid."""
+    return root / FOLDER / f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def remove_stale(root: Path) -> list[Path]:
+    """Delete the run folders that runs on this host left behind when killed (their pid is dead);
+    returns them. Other hosts' folders are left alone (their liveness is unknown here)."""
+    gone = []
+    for folder in sorted((root / FOLDER).glob("*-*-*")):
+        host, pid, _ = folder.name.rsplit("-", 2)
+        if host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid)):
+            remove(folder)
+            gone.append(folder)
+    return gone

@@ -16,7 +16,6 @@ import shutil
 import sys
 import time
 import traceback
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -36,9 +35,10 @@ from .grid import Grid, short_value
 from .jobs import Cell, StudentJob, cells_of, ensure_teacher, run_student, teacher_id
 from .plugins import load_plugins
 from .provenance import config_hash, provenance
-from .replay import FOLDER as REPLAY_FOLDER
 from .replay import PLAYER, RECORDER, ReplaySpec
 from .replay import remove as remove_replay
+from .replay import remove_stale as remove_stale_replay
+from .replay import run_folder as replay_folder
 from .store import RECORD, CorruptRecordError, RunStore, non_finite_metric
 
 EXECUTORS = ("local", "ray")
@@ -300,7 +300,8 @@ def run_grids(
             runnable.append(cell)
     for tid, out in failed_teachers.items():
         print(f"skd-bench: teacher {tid} {out.splitlines()[0]}", file=sys.stderr)
-    replay_root = store.root / REPLAY_FOLDER / uuid.uuid4().hex[:12]
+    remove_stale_replay(store.root)  # entries of runs killed on this host
+    replay_root = replay_folder(store.root)
     runnable, specs = replay_plan(runnable, replay_root) if replay else (runnable, {})
     left = Counter(spec.folder for spec in specs.values())
 

@@ -11,7 +11,7 @@ import torch
 
 from bench.grid import load_grid
 from bench.jobs import cells_of
-from bench.replay import PLAYER, RECORDER, ReplaySpec, replaying
+from bench.replay import PLAYER, RECORDER, ReplaySpec, remove_stale, replaying, run_folder
 from bench.runner import replay_plan, run_grids
 from skd_core.models import build_model
 from skd_core.taps import FeatureTaps
@@ -108,3 +108,22 @@ def test_replayed_grid_gives_the_records_of_a_plain_run(tmp_path: Path):
     assert roles["fitnet"]["role"] == roles["skd"]["role"] == PLAYER
     assert roles["fitnet"]["replayed"] > 0 and roles["skd"]["replayed"] > 0
     assert not any((tmp_path / "replayed" / "replay").rglob("*.pt"))  # entries deleted with the run
+
+
+def test_a_killed_runs_entries_go_when_the_next_run_starts(tmp_path: Path):
+    import os
+    import socket
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that has exited
+    host = socket.gethostname()
+    stale = tmp_path / "replay" / f"{host}-{dead.pid}-aaaa"
+    live = tmp_path / "replay" / f"{host}-{os.getpid()}-bbbb"
+    other = tmp_path / "replay" / f"elsewhere-{dead.pid}-cccc"  # another host's: liveness unknown here
+    for folder in (stale, live, other):
+        (folder / "group").mkdir(parents=True)
+        (folder / "group" / "entry.pt").write_bytes(b"x")
+    assert remove_stale(tmp_path) == [stale]
+    assert not stale.exists() and live.exists() and other.exists()
+    assert run_folder(tmp_path).name.startswith(f"{host}-{os.getpid()}-")
