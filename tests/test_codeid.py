@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import codeid
-from bench.jobs import StudentJob, teacher_id
-from bench.profiles import get_profile
+from bench.execute.cells import StudentJob, teacher_id
+from bench.spec import codeid
+from bench.spec.profiles import get_profile
 from skd_core.methods import METHODS
 
 METHOD_NAMES = ("scratch", "output_kd", "fitnet", "at", "fakd", "skd")
@@ -92,4 +92,4 @@ def test_editing_the_training_loop_changes_every_id(edited) -> None:
 def test_editing_a_report_or_the_runner_changes_no_id(edited) -> None:
     before = _ids()
     assert edited("bench/report/figures.py", "def ", "def _unused() -> None:\n    pass\n\n\ndef ") == before
-    assert edited("bench/runner.py", "EXECUTORS = (", "UNUSED = 1\nEXECUTORS = (") == before
+    assert edited("bench/execute/runner.py", "class GridSummary:", "UNUSED = 1\n\n\nclass GridSummary:") == before

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.grid import load_grid
-from bench.jobs import cells_of
-from bench.runner import grid_status, run_grids
+from bench.execute.cells import cells_of
+from bench.execute.runner import grid_status, run_grids
+from bench.spec.grid import load_grid
 from skd_core.errors import ConfigError
 
 GRID = """
@@ -48,7 +48,7 @@ def test_expansion_labels_and_reference(tmp_path: Path):
 
 
 def test_axis_over_a_profile_override_and_train_teacher(tmp_path: Path):
-    from bench.runner import manifest
+    from bench.execute.manifest import manifest
 
     grid = load_grid(write(tmp_path, "study: budget\nprofile: smoke\ntasks: [denoise25]\nseeds: [0]\n"
                                      "train_teacher: true\nreference: false\nbase: {method: scratch}\naxes:\n"
@@ -67,9 +67,9 @@ def test_axis_over_a_profile_override_and_train_teacher(tmp_path: Path):
 
 
 def test_parsing_a_grid_imports_no_training_stack():
-    code = ("import sys, bench.grid, bench.report; "
+    code = ("import sys, bench.spec.grid, bench.report; "
             "bad = sorted(m for m in sys.modules if m.startswith(('skd_core.methods', 'skd_core.losses', "
-            "'skd_core.taps', 'skd_core.train', 'skd_core.data', 'bench.jobs', 'bench.runner', 'torch'))); "
+            "'skd_core.taps', 'skd_core.train', 'skd_core.data', 'bench.execute', 'torch'))); "
             "print(bad); assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
 
@@ -199,7 +199,7 @@ def test_run_key_ignores_what_only_presents_a_run(tmp_path: Path):
 
 
 def test_a_worker_refuses_a_cell_whose_id_changed(tmp_path: Path):
-    from bench.runner import run_cell
+    from bench.execute.runner import run_cell
 
     cell = cells_of(load_grid(write(tmp_path, GRID)))[0]
     stale = "0" * 16  # the id the runner computed before, say, a source edit

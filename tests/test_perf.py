@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bench.commands.perf import threshold
-from bench.perf import compare, load_run
+from bench.perf.gate import compare, load_run
 from skd_core.errors import SkdError
 
 REPO = Path(__file__).resolve().parents[1]

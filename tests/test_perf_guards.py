@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.perf_report import medians
+from bench.perf.report import medians
 from skd_core.complexity.macs import torch_flop_count
 from skd_core.complexity.memory import measure_peak
 from skd_core.complexity.params import count_params

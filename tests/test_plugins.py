@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.grid import load_grid
-from bench.runner import grid_status, run_grids
+from bench.execute.runner import grid_status, run_grids
+from bench.spec.grid import load_grid
 
 PLUGIN = Path(__file__).parent / "data" / "plugins" / "my_methods.py"
 GRID = """\

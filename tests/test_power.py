@@ -14,7 +14,6 @@ import pytest
 from scipy import optimize, stats
 from statsmodels.stats.power import TTestPower
 
-from bench.grid import load_grid
 from bench.report.conventions import Conventions
 from bench.report.power import (
     MAX_SEEDS,
@@ -27,6 +26,7 @@ from bench.report.power import (
 )
 from bench.report.stats import summarise
 from bench.report.tables import INCONCLUSIVE, csv_table, latex_table, markdown_table, table_frame
+from bench.spec.grid import load_grid
 from skd_core.errors import ConfigError
 
 TEACHERS = pd.DataFrame(columns=["task", "id", "model", "psnr", "ssim", "params", "macs_G"])

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from bench.grid import QualitativeOptions, load_grid
+from bench.execute.runner import run_grids
 from bench.report import build_report
 from bench.report import qualitative as q
 from bench.report.records import GridRun, load_cells, load_run
-from bench.runner import run_grids
+from bench.spec.grid import QualitativeOptions, load_grid
 from skd_core.errors import ConfigError, UnknownNameError
 
 GRID = """\

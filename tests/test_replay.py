@@ -9,10 +9,11 @@ from pathlib import Path
 
 import torch
 
-from bench.grid import load_grid
-from bench.jobs import cells_of
-from bench.replay import PLAYER, RECORDER, ReplaySpec, remove_stale, replaying, run_folder
-from bench.runner import replay_plan, run_grids
+from bench.execute.cells import cells_of
+from bench.execute.plan import replay_plan
+from bench.execute.replay import PLAYER, RECORDER, ReplaySpec, remove_stale, replaying, run_folder
+from bench.execute.runner import run_grids
+from bench.spec.grid import load_grid
 from skd_core.models import build_model
 from skd_core.taps import FeatureTaps
 

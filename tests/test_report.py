@@ -15,12 +15,12 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
-from bench.grid import Grid, load_grid
-from bench.jobs import cells_of
+from bench.execute.cells import cells_of
+from bench.execute.manifest import manifest
 from bench.report import build_report, write_index
 from bench.report.power import minimum_detectable_effect
 from bench.report.stats import best_flags, paired_difference, pareto_front, t_interval
-from bench.runner import manifest
+from bench.spec.grid import Grid, load_grid
 from bench.store import RunStore
 from skd_core.atomic import atomic_write_json
 from skd_core.errors import SkdError

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from bench.grid import load_grid
-from bench.jobs import cells_of
+from bench.execute.cells import cells_of
+from bench.execute.runner import run_grids
 from bench.report import build_report
 from bench.report.budget import STEPS_AXIS
-from bench.runner import run_grids
+from bench.spec.grid import load_grid
 from bench.store import RunStore
 
 SPEC = Path(__file__).parents[1] / "ablations" / "budget.yaml"

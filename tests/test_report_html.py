@@ -23,10 +23,10 @@ from matplotlib.figure import Figure
 from test_report import GRID, write_records
 
 import bench.report.build
-from bench.grid import load_grid
 from bench.report import build_report, write_index
 from bench.report.figures import save_figure
 from bench.report.tables import HEADERS
+from bench.spec.grid import load_grid
 
 CHROMIUM = Path("/usr/bin/chromium")
 #: for a sandboxed container; ``headless=True`` adds --headless

@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 from test_report import PROVENANCE, _arch, _metrics
 
-from bench.grid import load_grid
-from bench.jobs import cells_of
+from bench.execute.cells import cells_of
+from bench.execute.manifest import manifest
 from bench.report import build_report
 from bench.report.paper_layout import methods_text
-from bench.runner import manifest
+from bench.spec.grid import load_grid
 from bench.store import RunStore
 from skd_core.atomic import atomic_write_json
 

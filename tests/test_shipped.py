@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-import bench.jobs
-import bench.shipped
+import bench.execute.shipped
+import bench.execute.teachers
 from bench.cli import main
-from bench.jobs import ensure_teacher, teacher_id
-from bench.profiles import get_profile
+from bench.execute.cells import teacher_id
+from bench.execute.teachers import ensure_teacher
+from bench.spec.profiles import get_profile
 from bench.store import WEIGHTS, RunStore
 from skd_core.models import CheckpointError
 
@@ -19,7 +20,7 @@ from skd_core.models import CheckpointError
 def shipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A smoke denoise25 teacher trained in one runs folder and shipped to a temporary repository folder."""
     root = tmp_path / "shipped"
-    monkeypatch.setattr(bench.shipped, "SHIPPED", root)
+    monkeypatch.setattr(bench.execute.shipped, "SHIPPED", root)
     assert main(["ship-teachers", "--profile", "smoke", "--tasks", "denoise25", "--runs-dir", str(tmp_path / "a"),
                  "--out", str(root)]) == 2  # nothing trained yet: one clear error
     ensure_teacher(get_profile("smoke"), "denoise25", 0, RunStore(tmp_path / "a"), progress=False)
@@ -31,7 +32,7 @@ def shipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def _no_training(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args, **kwargs):
         raise AssertionError("a teacher was trained although a matching one is shipped")
-    monkeypatch.setattr(bench.jobs, "train_teacher", refuse)
+    monkeypatch.setattr(bench.execute.teachers, "train_teacher", refuse)
 
 
 def test_a_matching_shipped_teacher_is_used_not_retrained(shipped: Path, tmp_path: Path, monkeypatch):

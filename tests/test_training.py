@@ -12,8 +12,10 @@ import torch
 from safetensors.torch import load_file
 from torch.utils.data import Dataset
 
-from bench.jobs import StudentJob, ensure_teacher, run_student
-from bench.profiles import get_profile
+from bench.execute.cells import StudentJob
+from bench.execute.students import run_student
+from bench.execute.teachers import ensure_teacher
+from bench.spec.profiles import get_profile
 from bench.store import RunStore
 from skd_core.data import embedded_images, train_crops
 from skd_core.methods import build_distiller
@@ -141,7 +143,7 @@ def test_official_checkpoint_is_the_paper_teacher(tmp_path: Path):
 
 
 def test_a_replaced_checkpoint_file_is_a_new_teacher(tmp_path: Path):
-    from bench.jobs import teacher_id
+    from bench.execute.cells import teacher_id
 
     path = tmp_path / "teacher.pth"
     torch.save({"params": build_model("teacher-smoke").state_dict()}, path)
@@ -196,7 +198,7 @@ def test_train_and_eval_cli(tmp_path: Path, capsys):
 
 
 def test_a_task_can_give_the_teacher_its_own_schedule() -> None:
-    from bench.jobs import teacher_config
+    from bench.execute.cells import teacher_config
     from skd_core.errors import SkdError
 
     profile = get_profile("smoke").override({"teacher_task_train": {"deblur": {"steps": 9, "lr": 5e-4}}})

@@ -19,16 +19,17 @@ import pytest
 
 import skd_core.data.embedded as embedded
 from bench.cli import main
-from bench.grid import QualitativeOptions, load_grid
-from bench.jobs import Cell, StudentJob, ensure_teacher
-from bench.profiles import untuned_profile, with_tuned
+from bench.execute.cells import Cell, StudentJob
+from bench.execute.manifest import manifest, tuned_options
+from bench.execute.teachers import ensure_teacher
 from bench.report.conventions import weights_text
 from bench.report.records import GridRun, ManifestCell
-from bench.runner import manifest, tuned_options
+from bench.spec.grid import QualitativeOptions, load_grid
+from bench.spec.profiles import untuned_profile, with_tuned
+from bench.spec.tuned import read_tuned
 from bench.store import RunStore
 from bench.tune.search import study_name
 from bench.tune.spec import load_spec
-from bench.tune.tuned import read_tuned
 from skd_core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]

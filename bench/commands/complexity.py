@@ -16,14 +16,15 @@ from typing import Any
 import torch
 from tabulate import tabulate
 
-from bench.argtypes import POSITIVE
-from bench.output import emit
 from skd_core.complexity.env import input_shape
 from skd_core.complexity.macs import COUNTER, TORCH_COUNTER, count_macs
 from skd_core.complexity.params import count_params
 from skd_core.errors import ConfigError
 from skd_core.models import build_model, list_models
 from skd_core.models.restormer import ATTENTION_IMPLS
+
+from .argtypes import POSITIVE
+from .output import emit
 
 UNITS = ("MACs = multiply-accumulates of convolutions and matrix products (attention products included); "
          "conv-only MACs = convolutions alone, the figure published tables call FLOPs; FLOPs = 2 x MACs")

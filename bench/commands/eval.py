@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.argtypes import eval_side
-from bench.output import emit
 from skd_core.atomic import atomic_write_json
 from skd_core.complexity.env import resolve_device
 from skd_core.data import get_task, load_pairs, parse_spec
@@ -14,6 +12,9 @@ from skd_core.errors import ConfigError
 from skd_core.models import build_model, load_checkpoint
 from skd_core.train.config import MIN_EVAL_SIDE
 from skd_core.train.evaluate import evaluate
+
+from .argtypes import eval_side
+from .output import emit
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -7,9 +7,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.argtypes import NON_NEGATIVE
-from bench.output import emit
 from skd_core.metrics import psnr_ssim, read_pair
+
+from .argtypes import NON_NEGATIVE
+from .output import emit
 
 CONVENTION = "BasicSR calculate_psnr/calculate_ssim: uint8, float64, peak 255, SSIM 11-tap Gaussian sigma 1.5"
 

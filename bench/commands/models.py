@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from bench.output import emit
 from skd_core.complexity.params import count_params
 from skd_core.models import list_models
+
+from .output import emit
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

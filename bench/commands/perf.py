@@ -1,14 +1,15 @@
 """``skd-bench perf``: benchmarks of the working tree vs a baseline on this machine; exit 1 on a
-median regression beyond ``--threshold`` (see :mod:`bench.perf`)."""
+median regression beyond ``--threshold`` (see :mod:`bench.perf.gate`)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from bench.output import emit
-from bench.perf import perf
+from bench.perf.gate import perf
 from skd_core.errors import ConfigError
+
+from .output import emit
 
 
 def threshold(text: str) -> float:

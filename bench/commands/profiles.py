@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from bench.output import emit
-from bench.profiles import PROFILES, get_profile
+from bench.spec.profiles import PROFILES, get_profile
+
+from .output import emit
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

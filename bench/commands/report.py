@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.commands.run import add_grid_args, load_grids
-from bench.output import emit
 from bench.report import build_report, write_index
+
+from .output import emit
+from .run import add_grid_args, load_grids
 
 DEFAULT_OUT = Path("results")
 

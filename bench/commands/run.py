@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.argtypes import POSITIVE, folder
-from bench.grid import load_grid
-from bench.output import emit
-from bench.overrides import parse_overrides
-from bench.runner import EXECUTORS, run_grids
+from bench.execute.executors import EXECUTORS
+from bench.execute.runner import run_grids
+from bench.spec.grid import load_grid
+from bench.spec.overrides import parse_overrides
 from skd_core.complexity.env import resolve_device
+
+from .argtypes import POSITIVE, folder
+from .output import emit
 
 DEFAULT_RUNS = Path("runs")
 
@@ -40,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="run only matching cells (label, task, seed, method, student, id or an option)")
     p.add_argument("--no-replay", action="store_true",
                    help="every distilled cell runs its teacher itself (default: cells that share a teacher and "
-                        "batches replay its forward from one of them; exact, see bench/replay.py)")
+                        "batches replay its forward from one of them; exact, see bench/execute/replay.py)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)

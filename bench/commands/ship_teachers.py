@@ -7,12 +7,13 @@ import shlex
 import sys
 from pathlib import Path
 
-from bench.argtypes import NON_NEGATIVE, folder
-from bench.jobs import teacher_id
-from bench.output import emit
-from bench.profiles import get_profile
-from bench.shipped import SHIPPED, ship
+from bench.execute.cells import teacher_id
+from bench.execute.shipped import SHIPPED, ship
+from bench.spec.profiles import get_profile
 from bench.store import RunStore
+
+from .argtypes import NON_NEGATIVE, folder
+from .output import emit
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

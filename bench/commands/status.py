@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
-from bench.commands.run import add_grid_args, load_grids
-from bench.output import emit
-from bench.runner import grid_status
+from bench.execute.runner import grid_status
 from bench.store import STATUSES
+
+from .output import emit
+from .run import add_grid_args, load_grids
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

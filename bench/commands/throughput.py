@@ -11,13 +11,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from bench.argtypes import NON_NEGATIVE, POSITIVE
-from bench.commands.complexity import model_names
-from bench.output import emit
 from skd_core.complexity.env import DTYPES, check_dtype, input_shape, resolve_device
 from skd_core.complexity.macs import COUNTER, count_macs
 from skd_core.complexity.throughput import COMPILE_MODES, measure_throughput
 from skd_core.models import build_model
+
+from .argtypes import NON_NEGATIVE, POSITIVE
+from .complexity import model_names
+from .output import emit
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.argtypes import NON_NEGATIVE, folder
-from bench.jobs import StudentJob, ensure_teacher, run_student
-from bench.output import emit
-from bench.overrides import parse_overrides
-from bench.plugins import load_plugins, resolve
-from bench.profiles import get_profile
+from bench.execute.cells import StudentJob
+from bench.execute.students import run_student
+from bench.execute.teachers import ensure_teacher
+from bench.spec.overrides import parse_overrides
+from bench.spec.plugins import load_plugins, resolve
+from bench.spec.profiles import get_profile
 from bench.store import RunStore
 from skd_core.complexity.env import resolve_device
+
+from .argtypes import NON_NEGATIVE, folder
+from .output import emit
 
 DEFAULT_RUNS = Path("runs")
 

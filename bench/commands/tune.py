@@ -7,16 +7,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.argtypes import POSITIVE, folder
-from bench.commands.report import DEFAULT_OUT
-from bench.commands.run import DEFAULT_RUNS
-from bench.output import emit
-from bench.runner import EXECUTORS
+from bench.execute.executors import EXECUTORS
+from bench.spec.tuned import TUNED_DIR, tuned_path, write_tuned
 from bench.tune.results import history_path, tuned_entries, write_history
 from bench.tune.search import search
 from bench.tune.spec import load_spec
-from bench.tune.tuned import TUNED_DIR, tuned_path, write_tuned
 from skd_core.complexity.env import resolve_device
+
+from .argtypes import POSITIVE, folder
+from .output import emit
+from .report import DEFAULT_OUT
+from .run import DEFAULT_RUNS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

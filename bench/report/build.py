@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.spec.grid import Grid
 from skd_core.atomic import atomic_write_text
 from skd_core.errors import SkdError
 
-from ..grid import Grid
 from . import balance, budget, figures, paper_layout, qualitative, tables
 from .conventions import Conventions, read_conventions
 from .html import write_study_html

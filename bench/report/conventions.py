@@ -10,7 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..grid import REFERENCE_LABEL
+from bench.spec.grid import REFERENCE_LABEL
+
 from .records import GridRun
 from .stats import LEVEL
 from .tables import INCONCLUSIVE

@@ -14,9 +14,9 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from bench.spec.grid import REFERENCE_LABEL
 from skd_core.atomic import atomic_write
 
-from ..grid import REFERENCE_LABEL
 from .budget import COLUMNS as BUDGET_COLUMNS
 from .records import CURVE_METRICS
 from .stats import LEVEL, pareto_front

@@ -1,5 +1,5 @@
 """The per-architecture measurements a report uses (params, MACs and throughput of each model at the
-profile's input size; see :mod:`bench.arch`), found through the keys the runner wrote into the
+profile's input size; see :mod:`bench.execute.arch`), found through the keys the runner wrote into the
 grid's manifest, so student and teacher throughput come from the machine that ran the grid."""
 
 from __future__ import annotations
@@ -7,9 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from bench.store import RunStore
 from skd_core.errors import SkdError
-
-from ..store import RunStore
 
 
 def arch_records(store: RunStore, keys: Mapping[str, str]) -> dict[str, dict[str, Any]]:

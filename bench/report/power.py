@@ -19,7 +19,7 @@ from functools import cache
 import pandas as pd
 from statsmodels.stats.power import TTestPower
 
-from ..grid import REFERENCE_LABEL
+from bench.spec.grid import REFERENCE_LABEL
 
 ALPHA = 0.05
 POWER = 0.8

@@ -26,11 +26,11 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from bench.spec.grid import REFERENCE_LABEL, QualitativeOptions
+from bench.store import RunStore, stem_part
 from skd_core.errors import ConfigError, unknown
 from skd_core.metrics import psnr_ssim, quantize, rgb_to_y
 
-from ..grid import REFERENCE_LABEL, QualitativeOptions
-from ..store import RunStore, stem_part
 from .records import CellResult, GridRun, teacher_record
 
 #: (title, file stem, draw, why not drawn -- empty when it can be drawn), as ``build._figures`` takes

@@ -15,17 +15,16 @@ from typing import Any
 
 import pandas as pd
 
+from bench.spec.grid import Grid, QualitativeOptions
+from bench.store import RunStore
 from skd_core.errors import SkdError
-
-from ..grid import Grid, QualitativeOptions
-from ..store import RunStore
 
 #: record fields left out of the flat rows (multi-line text; the record file keeps it)
 SKIPPED_FIELDS = ("traceback",)
 #: history metrics the training-curve figure plots, in panel order
 CURVE_METRICS = ("loss", "pixel_l1", "val_psnr")
 TEACHER_COLUMNS = ("task", "id", "model", "psnr", "ssim", "params", "steps")
-#: history keys of the teacher-student similarity probe: ``sim/<tap>`` (linear CKA, see bench.jobs)
+#: history keys of the teacher-student similarity probe: ``sim/<tap>`` (linear CKA, see bench.execute.cells)
 SIMILARITY_PREFIX = "sim/"
 
 
@@ -53,7 +52,7 @@ class ManifestCell:
 @dataclass(frozen=True)
 class GridRun:
     """One run of a grid in a run store, read from its manifest; ``tuning``: how the tuned options
-    its cells used were chosen, per method (empty: none; see ``bench.tune.tuned``)."""
+    its cells used were chosen, per method (empty: none; see ``bench.spec.tuned``)."""
 
     study: str
     description: str

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..grid import REFERENCE_LABEL
+from bench.spec.grid import REFERENCE_LABEL
+
 from .power import minimum_detectable_effect
 
 LEVEL = 0.95

@@ -17,7 +17,8 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
-from ..grid import REFERENCE_LABEL
+from bench.spec.grid import REFERENCE_LABEL
+
 from .stats import best_flags
 
 HEADERS = ("Task", "Variant", "Seeds", "PSNR (dB)", "SSIM", "Δ PSNR (dB) [95% CI]", "Δ SSIM [95% CI]",

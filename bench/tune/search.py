@@ -7,8 +7,8 @@ validation split, run through the grid runner's executors (local processes or Ra
   other options, the resolved config (profile schedule, task, seeds, split, teacher), its code
   identity and data fingerprints, the metric and the sampler settings. Changing any of them starts a
   new study (as it makes new cells); raising ``trials`` continues the old one.
-- **Ask and tell**: up to ``workers`` trials are asked at once, each a :class:`bench.jobs.StudentJob`
-  with ``split="val"`` (its own cell id, from its options), run by :func:`bench.runner.run_cell` and
+- **Ask and tell**: up to ``workers`` trials are asked at once, each a :class:`bench.execute.cells.StudentJob`
+  with ``split="val"`` (its own cell id, from its options), run by :func:`bench.execute.runner.run_cell` and
   told its PSNR; a trial whose cell failed is told FAIL with its error and asked again.
 - **Seeds**: every ask uses a TPE sampler seeded from (``sampler_seed``, method, slot, failures): slot
   is the number of complete trials before it plus its place in the batch, failures the method's
@@ -22,7 +22,7 @@ validation split, run through the grid runner's executors (local processes or Ra
   schedule; when a study holds more (an earlier run with more trials), its first ``trials`` count.
 - **No test image is read**: trials score the embedded validation crops. The teacher they distil
   from is the grids' own (same id), found in the run store or, when missing, trained and scored by
-  :func:`bench.jobs.ensure_teacher` like any grid's teacher (its record holds its test scores)
+  :func:`bench.execute.teachers.ensure_teacher` like any grid's teacher (its record holds its test scores)
   before the first trial; nothing of its record enters a trial.
 """
 
@@ -40,15 +40,17 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.samplers import TPESampler
 from optuna.trial import FrozenTrial, TrialState
 
+from bench.execute.cells import StudentJob, teacher_id
+from bench.execute.executors import available_cpus, executor_map
+from bench.execute.provenance import config_hash
+from bench.execute.runner import run_cell
+from bench.execute.teachers import prepare_teacher
+from bench.spec.codeid import code_identity
+from bench.store import CorruptRecordError, RunStore, non_finite_metric
 from skd_core.data import embedded_images
 from skd_core.errors import ConfigError, SkdError
 from skd_core.methods import METHODS
 
-from ..codeid import code_identity
-from ..jobs import StudentJob, teacher_id
-from ..provenance import config_hash
-from ..runner import available_cpus, executor_map, prepare_teacher, run_cell
-from ..store import CorruptRecordError, RunStore, non_finite_metric
 from .spec import Param, TuningSpec
 
 Log = Callable[[str], None]

@@ -36,11 +36,10 @@ from typing import Any
 
 import yaml
 
+from bench.spec.profiles import Profile, untuned_profile
 from skd_core.data import get_task
 from skd_core.errors import ConfigError, SkdError, closest_first
 from skd_core.methods import METHODS
-
-from ..profiles import Profile, untuned_profile
 
 SPEC_KEYS = ("name", "description", "profile", "profile_overrides", "task", "seed", "teacher_seed", "sampler_seed",
              "trials", "startup_trials", "metric", "split", "space")

@@ -13,7 +13,7 @@ import pytest
 import torch
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from bench.profiles import get_profile
+from bench.spec.profiles import get_profile
 from skd_core.complexity.env import environment
 from skd_core.complexity.macs import COUNTER, count_macs
 from skd_core.complexity.train_step import make_step

@@ -47,7 +47,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .locks import pid_alive
+from bench.store.locks import pid_alive
 
 RECORDER, PLAYER = "record", "play"
 ROLES = (RECORDER, PLAYER)

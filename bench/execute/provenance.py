@@ -17,7 +17,7 @@ import torch
 
 from skd_core.complexity.env import cpu_name
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @functools.lru_cache(maxsize=1)
@@ -68,7 +68,7 @@ def machine() -> dict[str, Any]:
 
 def provenance() -> dict[str, Any]:
     """The block stored beside every result: git, versions, machine (the code identity that a
-    result's id hashes is stored in its record as ``code``, see :mod:`bench.codeid`)."""
+    result's id hashes is stored in its record as ``code``, see :mod:`bench.spec.codeid`)."""
     return {"git": git_info(), "versions": versions(), "machine": machine()}
 
 

@@ -7,7 +7,7 @@ A grid or a ``skd-bench train`` call names a profile and overrides only what it 
 - ``cpu`` (default): a laptop or CI box without GPU; small Restormer-family teacher and student on
   the embedded data. The teacher (2.23 M parameters, 3.9x the default student) trains 2000 steps of
   64 px crops, about 1.8 CPU-seconds a step on a 2-core VM, so trained teachers are shipped in
-  ``results/teachers/`` and used while their id matches (:mod:`bench.shipped`); its record holds the
+  ``results/teachers/`` and used while their id matches (:mod:`bench.execute.shipped`); its record holds the
   validation curve (every 250 steps) that shows its plateau. The students' schedule is 300 steps of
   8 x 32 px crops, chosen from the ``budget`` study's learning curves (``results/budget/``, seed 0,
   denoise25, PSNR in dB at 150 / 300 / 600 / 1200 steps: w8 27.40 / 28.60 / 29.13 / 30.29, w12
@@ -20,7 +20,7 @@ A grid or a ``skd-bench train`` call names a profile and overrides only what it 
   steps: 300 is the shortest schedule at which any widths separate, chosen over longer ones for
   time. Even so the default set (``kd_methods`` on three tasks with 3 seeds, ``student_sizes``
   with 5) took 57 min in the reference run on a 2-core machine, with teacher replay
-  (:mod:`bench.replay`), over its 45 min budget; 600 steps would double it.
+  (:mod:`bench.execute.replay`), over its 45 min budget; 600 steps would double it.
 - ``paper``: GPU machines; the official Restormer teacher (trained, or an official checkpoint via
   ``teacher_checkpoint``) and the public DCKD student on real datasets from folders. Student
   schedule from the SKD authors' hints (Adam, batch 8, patch 128, cosine); teacher schedule from
@@ -46,7 +46,7 @@ from skd_core.models import MODELS
 from skd_core.registry import Registry
 from skd_core.train.config import TrainConfig, check_eval_side, is_int
 
-from .tune.tuned import TUNED_DIR, read_tuned, tuned_path
+from .tuned import TUNED_DIR, read_tuned, tuned_path
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ class Profile:
     #: per-task changes to ``teacher_train`` (e.g. a longer schedule for a harder task)
     teacher_task_train: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: how the tuned part of ``method_options`` was chosen: ``{method: provenance, with "options"}``
-    #: from the tuned-options file (:mod:`bench.tune.tuned`); a record of origin, not a setting
+    #: from the tuned-options file (:mod:`bench.spec.tuned`); a record of origin, not a setting
     tuning: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -14,16 +14,16 @@ from collections.abc import Iterable
 
 import torch
 
+from bench.spec.codeid import code_identity
+from bench.store import CorruptRecordError, RunStore
 from skd_core.complexity.env import cpu_name
 from skd_core.complexity.macs import count_macs
 from skd_core.complexity.params import count_params
 from skd_core.complexity.throughput import measure_throughput
 from skd_core.models import MODELS, build_model
 
-from .codeid import code_identity
-from .jobs import arch_config
+from .cells import arch_config
 from .provenance import config_hash, provenance
-from .store import CorruptRecordError, RunStore
 
 #: the modules whose code decides a measurement, besides the model's own
 MEASURE_MODULES = ("skd_core.complexity.macs", "skd_core.complexity.params", "skd_core.complexity.throughput")

@@ -24,7 +24,7 @@ import importlib.util
 from collections.abc import Iterable
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 #: top-level packages whose modules are part of a result's code identity
 PROJECT_PACKAGES = ("skd_core", "bench")
 

@@ -1,5 +1,5 @@
 """The tuned-options file of a profile, ``bench/tuned/<profile>.yaml``: the options ``skd-bench tune``
-chose per method, merged into that profile's ``method_options`` when :mod:`bench.profiles` is
+chose per method, merged into that profile's ``method_options`` when :mod:`bench.spec.profiles` is
 imported (a grid's own options still replace them), and how each method's values were chosen.
 
 Format (YAML under a header comment for people; written atomically)::
@@ -107,7 +107,7 @@ def write_tuned(path: Path, options: Mapping[str, Mapping[str, Any]],
 
 def header(profile: str, tuned: Tuned) -> str:
     """The comment heading the file: what it is, and one line per method on how it was tuned."""
-    lines = [f"Tuned distillation options of profile '{profile}', written by `skd-bench tune`; bench/profiles.py",
+    lines = [f"Tuned distillation options of profile '{profile}', written by `skd-bench tune`; bench/spec/profiles.py",
              "merges them into the profile's method_options (a grid's own options replace them).",
              "Per method: spec, sampler, trials, split, task, training seed, budget (student schedule), date."]
     for method, p in tuned.tuning.items():

@@ -1,5 +1,5 @@
 """Where the ``cpu`` profile's time goes, against the machine's own ceiling, measured in one run:
-``python -m bench.perf_report --out results/perf.md``.
+``python -m bench.perf.report --out results/perf.md``.
 
 - Ceiling: the fp32 matmul rate, ``2 n^3`` FLOPs per ``n x n`` product (``torch.mm``, n = 1024),
   median of timed runs, with the thread count the measured code uses.
@@ -9,7 +9,7 @@
 - Training steps (distiller forward + backward + Adam step on one fixed batch of the profile's
   student shape): per method; SKD read against (teacher forward + scratch student step).
 - Data: one training batch of each task's on-the-fly degradation, against the scratch step.
-- Teacher replay (:mod:`bench.replay`): every teacher-using method's step, and the teacher's
+- Teacher replay (:mod:`bench.execute.replay`): every teacher-using method's step, and the teacher's
   forward, as a player replaying the fixed batch's entry that a recorder wrote, against the same
   computed; the recorder's own step (``output_kd``) with the writing.
 - Loss balance: one :meth:`~skd_core.methods.Distiller.balance` call (a forward and one gradient
@@ -35,6 +35,9 @@ from pathlib import Path
 import torch
 from tabulate import tabulate
 
+from bench.execute.provenance import git_info, versions
+from bench.execute.replay import PLAYER, RECORDER, ReplaySpec, TeacherReplay
+from bench.spec.profiles import Profile, get_profile
 from skd_core.atomic import atomic_write_text
 from skd_core.complexity.env import environment
 from skd_core.complexity.macs import COUNTER, count_macs
@@ -44,10 +47,6 @@ from skd_core.methods import METHODS
 from skd_core.models import build_model
 from skd_core.train.config import TrainConfig
 from skd_core.train.loop import MONITOR_POINTS, batch_at
-
-from .profiles import Profile, get_profile
-from .provenance import git_info, versions
-from .replay import PLAYER, RECORDER, ReplaySpec, TeacherReplay
 
 
 def medians(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 2) -> dict[str, float]:
@@ -190,7 +189,7 @@ def render(m: dict) -> str:
     git = git_info()
     return "\n".join([
         "# Performance of the `cpu` profile on this machine", "",
-        f"Measured in one run by `python -m bench.perf_report --out results/perf.md` on {env.device_name} "
+        f"Measured in one run by `python -m bench.perf.report --out results/perf.md` on {env.device_name} "
         f"({env.device}, {m['threads']} intra-op thread(s), fp32), torch {versions().get('torch')}, "
         f"commit {git.get('commit', 'unknown')[:10]}{' (dirty)' if git.get('dirty') else ''}. "
         "Times are medians of interleaved repeats; FLOPs = 2 x MACs counted by "
@@ -206,7 +205,7 @@ def render(m: dict) -> str:
         f"**SKD step / (teacher forward + scratch student step) = {s['skd'] / floor:.2f}** "
         f"({s['skd'] * 1e3:.1f} ms / ({s['teacher forward'] * 1e3:.1f} + {s['scratch'] * 1e3:.1f}) ms). "
         "A student step's FLOPs are taken as 3 x its forward's (forward, and a backward of about twice it). "
-        "Rows marked (replayed) run with teacher replay (`bench/replay.py`): the teacher's blocks loaded from "
+        "Rows marked (replayed) run with teacher replay (`bench/execute/replay.py`): the teacher's blocks loaded from "
         f"the entry a recorder wrote for the batch; ({RECORDER_METHOD} recording) is the recorder's step, "
         "writing the entry.", "",
         tabulate(step_rows, headers=["step", "ms", "x scratch", "GFLOP/s (of matmul rate)"], tablefmt="github"), "",

@@ -4,7 +4,7 @@ A grid spec names them (``plugins: [my_methods.py, mylab.students]``; files rela
 folder), and so does ``skd-bench train --plugin``. Every process that expands or runs a cell --
 the main one, each local worker, each Ray worker -- imports them through :func:`load_plugins`
 before it looks a name up, and their source becomes part of the code identity of the cells whose
-model or method they define (:mod:`bench.codeid`).
+model or method they define (:mod:`bench.spec.codeid`).
 """
 
 from __future__ import annotations

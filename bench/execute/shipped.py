@@ -22,15 +22,14 @@ from typing import Any
 
 import numpy as np
 
+from bench.spec.codeid import REPO
+from bench.store import OUTPUTS, RECORD, WEIGHTS, RunStore, read_json
 from skd_core.atomic import atomic_write_json
 from skd_core.data import load_pairs
 from skd_core.errors import ConfigError
 from skd_core.metrics import quantize
 from skd_core.models import CheckpointError
 from skd_core.train.evaluate import centre_crop
-
-from .codeid import REPO
-from .store import OUTPUTS, RECORD, WEIGHTS, RunStore, read_json
 
 #: where shipped teachers live in the repository
 SHIPPED = REPO / "results" / "teachers"

@@ -24,7 +24,7 @@ Spec keys::
 
 A cell's ``label`` names its variant (a table row); seeds of one label are aggregated. This module
 reads and checks specs only: it knows nothing of jobs, profiles' contents or methods (a cell's
-method, options and profile overrides are checked when :mod:`bench.jobs` resolves it).
+method, options and profile overrides are checked when :mod:`bench.execute.cells` resolves it).
 """
 
 from __future__ import annotations

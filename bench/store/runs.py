@@ -5,7 +5,7 @@ Layout under the root (``--runs-dir``, default ``runs/``)::
     teachers/<teacher id>/  record.json  model.safetensors  checkpoint/  outputs/  train.lock
     cells/<cell id>/        record.json  model.safetensors  checkpoint/  outputs/  diagnostics.safetensors
                             run.lock
-    arch/<key>/record.json  params, MACs and throughput of one architecture (bench.arch)
+    arch/<key>/record.json  params, MACs and throughput of one architecture (bench.execute.arch)
     grids/<study>/<key>.json  a grid run's manifest: its spec, cells (ids, labels, configs) and arch keys
     testsets/<fingerprint>/   the evaluated test pairs (uint8 PNG) that outputs are compared with
 
