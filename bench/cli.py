@@ -1,4 +1,7 @@
-"""``skd-bench`` (also ``python -m bench``): one sub-command per module in :mod:`bench.commands`.
+"""skd-bench (also python -m bench): benchmarks and ablations of knowledge distillation for image restoration.
+
+One sub-command per module in :mod:`bench.commands`, imported only when its verb runs (so
+``skd-bench --help`` and ``skd-bench report`` never load the training stack).
 
 Every command prints a readable table, or JSON with ``--json``. However a command fails, it ends
 with one line on stderr:
@@ -18,14 +21,13 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import NoReturn
 
 from skd_core.errors import SkdError
 
-#: sub-command modules, each with ``add_parser(subparsers)`` that sets ``func(args) -> int``
-COMMANDS = ("models", "profiles", "complexity", "throughput", "metrics", "train", "eval", "run", "status", "report",
-            "tune", "perf", "ship_teachers")
+from .commands import COMMANDS
+
 DEBUG_ENV = "SKD_DEBUG"
 
 
@@ -36,16 +38,27 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(load: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The parser with the verbs in ``load`` (default: all) complete; every other verb is listed
+    with its help but its module is not imported."""
     parser = Parser(prog="skd-bench", description=__doc__.splitlines()[0])
     debug = "re-raise errors with their traceback (also: SKD_DEBUG=1)"
     parser.add_argument("--debug", action="store_true", help=debug)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
-        importlib.import_module(f"bench.commands.{name}").add_parser(sub)
+    loaded = set(COMMANDS if load is None else load)
+    for verb, (module, text) in COMMANDS.items():
+        if verb in loaded:
+            importlib.import_module(f"bench.commands.{module}").add_parser(sub)
+        else:
+            sub.add_parser(verb, help=text)
     for command in sub.choices.values():  # also accepted after the command
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug)
     return parser
+
+
+def verb_of(argv: Sequence[str]) -> str | None:
+    """The verb ``argv`` runs (its first word that is one), None when it names none."""
+    return next((a for a in argv if a in COMMANDS), None)
 
 
 def one_line(text: str) -> str:
@@ -64,11 +77,13 @@ def describe_os_error(exc: OSError) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit status (see module doc)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verb = verb_of(argv)
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser([verb] if verb else []).parse_args(argv)
     except SystemExit as exc:  # --help, or a bad flag already reported in one line
         return int(exc.code or 0)
-    except SkdError as exc:  # a command that cannot load, e.g. a malformed bench/tuned/<profile>.yaml
+    except SkdError as exc:  # a command that cannot load
         print(f"skd-bench: error: {one_line(exc)}", file=sys.stderr)
         return 2
     prog = f"skd-bench {args.command}"
@@ -79,6 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SkdError as exc:
         print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into e.g. `head`, which closed it: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush cannot fail again
+        return 0
     except OSError as exc:
         print(f"{prog}: error: {describe_os_error(exc)}", file=sys.stderr)
         return 2

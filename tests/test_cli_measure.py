@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -105,3 +106,39 @@ def test_bad_input_one_error_each(capsys: pytest.CaptureFixture[str], images: di
     assert "tf32" in fails(capsys, "throughput", "--models", "student-smoke", "--dtype", "tf32")
     if not torch.cuda.is_available():
         assert "cuda" in fails(capsys, "throughput", "--models", "student-smoke", "--device", "cuda")
+
+
+def test_methods_lists_every_registered_method_with_its_options(capsys: pytest.CaptureFixture[str]) -> None:
+    from skd_core.methods import METHODS
+
+    assert main(["methods", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["method"] for r in rows] == list(METHODS.names())
+    assert {"scratch", "skd", "fitnet"} <= {r["method"] for r in rows}
+    assert main(["methods", "skd", "--json"]) == 0
+    options = {r["option"]: r for r in json.loads(capsys.readouterr().out)}
+    assert options["mca_dims"]["allowed"].startswith("one of ") and "channel" in options["mca_dims"]["allowed"]
+    assert options["sigma"]["allowed"] == "a number > 0 or one of median"
+    assert options["alpha1"]["allowed"] == ">= 0" and options["extractor"]["allowed"] == "one of teacher, vgg19"
+    declared = {f.name: f.metadata["help"] for f in dataclasses.fields(METHODS.get("skd").options_class)}
+    assert {name: r["help"] for name, r in options.items()} == declared and declared["alpha1"]
+    assert main(["methods", "no-such-method"]) == 2
+    assert "no-such-method" in capsys.readouterr().err
+
+
+def test_profiles_prints_a_table_unless_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["profiles", "paper"]) == 0
+    table = capsys.readouterr().out
+    assert table.split()[:2] == ["setting", "value"] and "student_train.steps" in table
+    assert main(["profiles", "paper", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["student_train"]["steps"] > 0
+
+
+def test_output_into_a_closed_pipe_is_not_an_error() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(f"{sys.executable} -m bench profiles paper | head -n 1", shell=True, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.stdout.split() == ["setting", "value"]
+    assert "error" not in proc.stderr.lower(), proc.stderr

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from tabulate import tabulate
 
+from bench.commands import COMMANDS
 from skd_core.complexity.env import input_shape
 from skd_core.complexity.macs import COUNTER, TORCH_COUNTER, count_macs
 from skd_core.complexity.params import count_params
@@ -31,7 +32,7 @@ UNITS = ("MACs = multiply-accumulates of convolutions and matrix products (atten
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("complexity", help="params, MACs, conv-only MACs and FLOPs at a stated input size")
+    p = sub.add_parser("complexity", help=COMMANDS["complexity"][1])
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--models", help="comma-separated model presets (see `skd-bench models`)")
     which.add_argument("--all", action="store_true", help="every registered preset")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bench.commands import COMMANDS
 from skd_core.metrics import psnr_ssim, read_pair
 
 from .argtypes import NON_NEGATIVE
@@ -16,7 +17,7 @@ CONVENTION = "BasicSR calculate_psnr/calculate_ssim: uint8, float64, peak 255, S
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("metrics", help="PSNR (dB) and SSIM of a restored image against its reference")
+    p = sub.add_parser("metrics", help=COMMANDS["metrics"][1])
     p.add_argument("restored", type=Path, help="restored image file (8-bit PNG, JPEG, ...)")
     p.add_argument("reference", type=Path, help="ground-truth image file of the same size")
     p.add_argument("--y", action="store_true", help="score BT.601 limited-range Y (deraining), not RGB")

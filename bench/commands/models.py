@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from bench.commands import COMMANDS
 from skd_core.complexity.params import count_params
 from skd_core.models import list_models
 
@@ -11,7 +12,7 @@ from .output import emit
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="list model presets and their parameter counts")
+    p = sub.add_parser("models", help=COMMANDS["models"][1])
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bench.commands import COMMANDS
 from bench.perf.gate import perf
 from skd_core.errors import ConfigError
 
@@ -24,7 +25,7 @@ def threshold(text: str) -> float:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("perf", help="benchmark the working tree against a baseline; exit 1 on a regression")
+    p = sub.add_parser("perf", help=COMMANDS["perf"][1])
     p.add_argument("--baseline", default="HEAD",
                    help="git ref (its merge-base with HEAD is measured now, in a temporary worktree) or a "
                         "stored run FILE.json from --save (default HEAD)")

@@ -55,7 +55,7 @@ def ship(store: RunStore, teacher_id: str, profile: str, task: str, command: str
     Replacing a shipped teacher with another id needs ``force``."""
     source = store.teacher_dir(teacher_id)
     record = store.read_record(source)
-    if record is None or record.get("status") != "done" or not (source / WEIGHTS).is_file():
+    if record is None or record.get("status") != "done" or not store.weights(source).is_file():
         raise ConfigError(f"no finished teacher {teacher_id} in {store.root} to ship (train it first)")
     dest = shipped_dir(profile, task, root)
     shipped = read_json(dest / MANIFEST) if (dest / MANIFEST).is_file() else None
@@ -65,7 +65,7 @@ def ship(store: RunStore, teacher_id: str, profile: str, task: str, command: str
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    shutil.copy2(source / WEIGHTS, dest / WEIGHTS)
+    shutil.copy2(store.weights(source), dest / WEIGHTS)
     shutil.copy2(source / RECORD, dest / RECORD)
     if (source / OUTPUTS).is_dir():
         shutil.copytree(source / OUTPUTS, dest / OUTPUTS)

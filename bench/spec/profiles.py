@@ -8,19 +8,9 @@ A grid or a ``skd-bench train`` call names a profile and overrides only what it 
   the embedded data. The teacher (2.23 M parameters, 3.9x the default student) trains 2000 steps of
   64 px crops, about 1.8 CPU-seconds a step on a 2-core VM, so trained teachers are shipped in
   ``results/teachers/`` and used while their id matches (:mod:`bench.execute.shipped`); its record holds the
-  validation curve (every 250 steps) that shows its plateau. The students' schedule is 300 steps of
-  8 x 32 px crops, chosen from the ``budget`` study's learning curves (``results/budget/``, seed 0,
-  denoise25, PSNR in dB at 150 / 300 / 600 / 1200 steps: w8 27.40 / 28.60 / 29.13 / 30.29, w12
-  28.69 / 29.26 / - / 31.21, w16 28.78 / 29.48 / 30.74 / 31.41; teacher 32.47): at 150 steps w12
-  and w16 tie (+0.09 dB), at 300 each width is above the next narrower one on seed 0 (+0.66,
-  +0.22 dB) and the widest is 3.0 dB below the teacher; at 4x the schedule (1200) it is still
-  1.06 dB below. Over 5 seeds (the reference run's ``student_sizes``, results/REFERENCE_RUN.md)
-  300 steps separates w8 from w12 (+0.42 dB, 95 % CI [+0.21, +0.64]) but not w12 from w16 (+0.14
-  [-0.10, +0.38], inconclusive; seed-paired SD 0.15 dB). The curves have *not* flattened by 1200
-  steps: 300 is the shortest schedule at which any widths separate, chosen over longer ones for
-  time. Even so the default set (``kd_methods`` on three tasks with 3 seeds, ``student_sizes``
-  with 5) took 57 min in the reference run on a 2-core machine, with teacher replay
-  (:mod:`bench.execute.replay`), over its 45 min budget; 600 steps would double it.
+  validation curve (every 250 steps) that shows its plateau. The students' schedule is 300 steps
+  of 8 x 32 px crops, chosen from the ``budget`` study's learning curves; the measurements behind
+  the choice, and what it leaves unmet, are in docs/design.md section 5 ("Why 300 student steps").
 - ``paper``: GPU machines; the official Restormer teacher (trained, or an official checkpoint via
   ``teacher_checkpoint``) and the public DCKD student on real datasets from folders. Student
   schedule from the SKD authors' hints (Adam, batch 8, patch 128, cosine); teacher schedule from
@@ -28,21 +18,22 @@ A grid or a ``skd-bench train`` call names a profile and overrides only what it 
   iterations; its progressive patch sizes are replaced by a fixed 128 crop).
 
 Tuned options: where ``bench/tuned/<profile>.yaml`` exists (written by ``skd-bench tune``), its
-values are merged into that profile's ``method_options`` at import and its provenance is the
-profile's ``tuning`` (:func:`with_tuned`); :func:`untuned_profile` is the profile as defined here.
+values are merged into that profile's ``method_options`` when the profile is first looked up
+(:func:`get_profile`; never at import) and its provenance is the profile's ``tuning``
+(:func:`with_tuned`); :func:`untuned_profile` is the profile as defined here. Model, task and
+layout names are checked when a profile is overridden (they live in registries that import torch).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from skd_core.data import LAYOUTS, TASKS
 from skd_core.errors import ConfigError, check_keys, unknown
-from skd_core.models import MODELS
 from skd_core.registry import Registry
 from skd_core.train.config import TrainConfig, check_eval_side, is_int
 
@@ -111,6 +102,8 @@ class Profile:
             else:
                 changes[key] = _checked(key, value, at)
         profile = dataclasses.replace(self, **changes)
+        from skd_core.data import TASKS  # the task registry imports the data stack (torch)
+
         for task, train in profile.teacher_task_train.items():
             at = f"{where}.teacher_task_train.{task}"
             if not isinstance(task, str) or task not in TASKS:
@@ -124,9 +117,13 @@ class Profile:
 def _checked(key: str, value: Any, at: str) -> Any:
     """A scalar profile value checked (and normalised: ``throughput_size`` as a tuple)."""
     if key in ("teacher", "student"):
+        from skd_core.models import MODELS  # the model registry imports torch
+
         if not isinstance(value, str) or value not in MODELS:
             raise unknown("model preset", str(value), MODELS.names(), at)
     elif key == "layout" and value is not None:
+        from skd_core.data import LAYOUTS
+
         if not isinstance(value, str) or value not in LAYOUTS:
             raise unknown("dataset layout", str(value), LAYOUTS.names(), at)
     elif key == "teacher_checkpoint":
@@ -143,13 +140,18 @@ def _checked(key: str, value: Any, at: str) -> Any:
     return value
 
 
-PROFILES: Registry[Profile] = Registry("profile")
 #: the profiles as defined here, without tuned options
 UNTUNED: Registry[Profile] = Registry("profile")
 
 
+def profile_names() -> list[str]:
+    return UNTUNED.names()
+
+
+@functools.cache
 def get_profile(name: str) -> Profile:
-    return PROFILES.get(name)
+    """Profile ``name`` with its tuned-options file merged (read and checked on the first lookup)."""
+    return with_tuned(UNTUNED.get(name))
 
 
 def untuned_profile(name: str) -> Profile:
@@ -171,12 +173,7 @@ def with_tuned(profile: Profile, folder: Path = TUNED_DIR) -> Profile:
     return dataclasses.replace(profile, method_options=merged, tuning=tuning)
 
 
-def _register(profile: Profile) -> None:
-    UNTUNED.register(profile.name, profile)
-    PROFILES.register(profile.name, with_tuned(profile))
-
-
-_register(Profile(
+UNTUNED.register("smoke", Profile(
     name="smoke",
     description="CI and tests: tiny models, a few steps on small embedded crops, seconds per cell",
     teacher="teacher-smoke",
@@ -187,7 +184,7 @@ _register(Profile(
     throughput_size=(64, 64),
 ))
 
-_register(Profile(
+UNTUNED.register("cpu", Profile(
     name="cpu",
     description="laptop / CI box without GPU: small Restormer-family teacher and student, embedded data",
     teacher="teacher-cpu",
@@ -199,9 +196,9 @@ _register(Profile(
     throughput_size=(128, 128),
 ))
 
-_register(Profile(
+UNTUNED.register("paper", Profile(
     name="paper",
-    description="GPU: official Restormer teacher (trained or --teacher-checkpoint) and the DCKD student "
+    description="GPU: official Restormer teacher (trained, or --set teacher_checkpoint=FILE) and the DCKD student "
                 "on real datasets from folders (set train_data/test_data/layout)",
     teacher="restormer",
     student="student-dckd",

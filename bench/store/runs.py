@@ -8,6 +8,7 @@ Layout under the root (``--runs-dir``, default ``runs/``)::
     arch/<key>/record.json  params, MACs and throughput of one architecture (bench.execute.arch)
     grids/<study>/<key>.json  a grid run's manifest: its spec, cells (ids, labels, configs) and arch keys
     testsets/<fingerprint>/   the evaluated test pairs (uint8 PNG) that outputs are compared with
+    replay/<host>-<pid>-<tag>/  a running grid's teacher-replay entries (deleted when it ends)
 
 A record is written atomically and last; its presence means the job ended (``status`` ``done`` or
 ``failed``). A record that cannot be read (truncated, empty, not a JSON object) is *corrupt*: it
@@ -22,6 +23,7 @@ import json
 import math
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Mapping
@@ -40,6 +42,10 @@ RECORD = "record.json"
 WEIGHTS = "model.safetensors"
 DIAGNOSTICS = "diagnostics.safetensors"
 OUTPUTS = "outputs"
+#: the training loop's checkpoint folder inside a job's folder (``skd_core.train.loop.fit``)
+CHECKPOINT = "checkpoint"
+#: the teacher replay's entries, per run: ``replay/<host>-<pid>-<tag>/<group>/``
+REPLAY = "replay"
 #: statuses of a job as the store sees it
 STATUSES = ("done", "failed", "running", "corrupt", "pending")
 #: metric fields that must be finite in a ``done`` record
@@ -106,6 +112,14 @@ class RunStore:
     def manifest_path(self, study: str, key: str) -> Path:
         return self.root / "grids" / stem_part(study) / f"{key}.json"
 
+    def replay_dir(self) -> Path:
+        """Where the teacher replay keeps its entries (``bench.execute.replay``)."""
+        return self.root / REPLAY
+
+    def weights(self, folder: Path) -> Path:
+        """The job's trained weights (safetensors)."""
+        return folder / WEIGHTS
+
     def testset_dir(self, fingerprint: str) -> Path:
         return self.root / "testsets" / fingerprint
 
@@ -128,6 +142,11 @@ class RunStore:
     def write_record(self, folder: Path, record: Mapping[str, Any]) -> Path:
         return atomic_write_json(folder / RECORD, record)
 
+    def clear(self, folder: Path) -> None:
+        """Remove a job's record and training checkpoint (``--force``: the job is redone from step 0)."""
+        shutil.rmtree(folder / CHECKPOINT, ignore_errors=True)
+        (folder / RECORD).unlink(missing_ok=True)
+
     def set_aside(self, folder: Path) -> Path | None:
         """Rename an unreadable record to ``record.json.corrupt-<unix time>`` (kept for inspection)."""
         path = folder / RECORD
@@ -138,6 +157,7 @@ class RunStore:
         return target
 
     def lock(self, folder: Path, name: str = "run.lock") -> FileLock:
+        """The lock ``folder/name`` (live only while its owner is proven live: :mod:`bench.store.locks`)."""
         return FileLock(folder / name)
 
     def status(self, folder: Path) -> tuple[str, dict[str, Any] | None, str | None]:
