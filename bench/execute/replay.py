@@ -25,8 +25,10 @@ On CUDA "exact" means as exact as the GPU kernels are run to run: bitwise where 
 deterministic.
 
 Entries live in ``<runs>/replay/<host>-<pid>-<tag>/<group>/``, written atomically (temp file,
-rename), and are deleted when the group's last cell ends and, in any case, when the run ends; the
-folders of a run killed on this host (its pid dead) are deleted when the next run starts. A missing
+rename), and are deleted when the group's last cell ends and, in any case, when the run ends. The run
+holds the lock ``<host>-<pid>-<tag>.lock`` beside its folder; when the next run starts, every folder
+whose lock is stale by the rule of every lock (:mod:`bench.store.locks`), or that has none, is
+deleted (a killed run's, on this host or, past the lease, on another). A missing
 or unreadable entry is a miss: the player computes the block itself.
 """
 
@@ -47,12 +49,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.store.locks import pid_alive
+from bench.store.locks import FileLock
 
 RECORDER, PLAYER = "record", "play"
 ROLES = (RECORDER, PLAYER)
-#: the run store's folder of replay entries
-FOLDER = "replay"
 
 
 @dataclass(frozen=True)
@@ -187,18 +187,36 @@ def remove(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def run_folder(root: Path) -> Path:
-    """A new folder for one run's entries in the run store at ``root``, named by this host and pid."""
-    return root / FOLDER / f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+def claim_run_folder(base: Path) -> tuple[Path, FileLock]:
+    """A new folder for one run's entries under ``base`` (the run store's
+    :meth:`~bench.store.RunStore.replay_dir`), named by this host and pid, and the lock
+    ``<folder>.lock`` beside it that this run holds while it lives (release it after removing the
+    folder). The lock is taken before the folder exists, so a folder without one is never a live run's."""
+    folder = base / f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    lock = FileLock(_owner_lock(folder))
+    if not lock.try_acquire():  # a fresh random name: taken only by a uuid collision
+        raise RuntimeError(f"replay folder {folder} is claimed already")
+    return folder, lock
 
 
-def remove_stale(root: Path) -> list[Path]:
-    """Delete the run folders that runs on this host left behind when killed (their pid is dead);
-    returns them. Other hosts' folders are left alone (their liveness is unknown here)."""
+def remove_stale(base: Path) -> list[Path]:
+    """Delete the run folders whose owner is not proven live by the rule of every lock
+    (:mod:`bench.store.locks`: host, pid and process start time; another host's lock within its
+    lease), and folders without an owner lock; returns them."""
     gone = []
-    for folder in sorted((root / FOLDER).glob("*-*-*")):
-        host, pid, _ = folder.name.rsplit("-", 2)
-        if host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid)):
-            remove(folder)
-            gone.append(folder)
+    for folder in sorted(p for p in base.glob("*-*-*") if p.is_dir()):
+        lock = FileLock(_owner_lock(folder))
+        if lock.path.exists() and not lock.try_acquire():  # its owner is live
+            continue
+        remove(folder)
+        lock.release()
+        gone.append(folder)
+    for orphan in base.glob("*-*-*.lock"):  # a run killed between deleting its folder and its lock
+        lock = FileLock(orphan)
+        if not orphan.with_suffix("").exists() and lock.try_acquire():
+            lock.release()
     return gone
+
+
+def _owner_lock(folder: Path) -> Path:
+    return folder.with_name(folder.name + ".lock")

@@ -136,7 +136,7 @@ def search(spec: TuningSpec, runs: Path, *, executor: str = "local", workers: in
     lock = store.lock(db.parent, f"{spec.name}.lock")
     if not lock.try_acquire():
         raise ConfigError(f"tuning search {spec.name!r} is running in another process ({lock.path}: "
-                          f"{lock.owner()}); wait for it, or delete the lock if that process is gone")
+                          f"{lock.owner()}); wait for it (a lock whose process is gone is taken over)")
     try:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         storage = optuna.storages.RDBStorage(f"sqlite:///{db.resolve()}")
