@@ -11,9 +11,10 @@ import torch
 
 from bench.execute.cells import cells_of
 from bench.execute.plan import replay_plan
-from bench.execute.replay import PLAYER, RECORDER, ReplaySpec, remove_stale, replaying, run_folder
+from bench.execute.replay import PLAYER, RECORDER, ReplaySpec, claim_run_folder, remove_stale, replaying
 from bench.execute.runner import run_grids
 from bench.spec.grid import load_grid
+from bench.store import RunStore
 from skd_core.models import build_model
 from skd_core.taps import FeatureTaps
 
@@ -100,9 +101,12 @@ def test_replayed_grid_gives_the_records_of_a_plain_run(tmp_path: Path):
 
     a, b = records(tmp_path / "plain"), records(tmp_path / "replayed")
     assert a.keys() == b.keys()
-    for cid in a:
+    for cid in a:  # one machine identity (docs/guide.md): a rerun gives the same bits
+        assert a[cid]["provenance"]["identity"] == b[cid]["provenance"]["identity"]
         assert a[cid]["metrics"] == b[cid]["metrics"]
         assert a[cid]["training"]["history"] == b[cid]["training"]["history"]
+        stores = [RunStore(tmp_path / "plain"), RunStore(tmp_path / "replayed")]
+        assert len({s.weights(s.cell_dir(cid)).read_bytes() for s in stores}) == 1
         assert "teacher_replay" not in a[cid]
     roles = {r["config"]["method"]: r.get("teacher_replay") for r in b.values()}
     assert roles["scratch"] is None and roles["output_kd"]["role"] == RECORDER
@@ -112,19 +116,30 @@ def test_replayed_grid_gives_the_records_of_a_plain_run(tmp_path: Path):
 
 
 def test_a_killed_runs_entries_go_when_the_next_run_starts(tmp_path: Path):
+    import json
     import os
     import socket
     import subprocess
 
+    base = RunStore(tmp_path).replay_dir()
+    live, live_lock = claim_run_folder(base)
+    assert live.name.startswith(f"{socket.gethostname()}-{os.getpid()}-") and live_lock.held
     dead = subprocess.Popen(["true"])
     dead.wait()  # a pid that has exited
-    host = socket.gethostname()
-    stale = tmp_path / "replay" / f"{host}-{dead.pid}-aaaa"
-    live = tmp_path / "replay" / f"{host}-{os.getpid()}-bbbb"
-    other = tmp_path / "replay" / f"elsewhere-{dead.pid}-cccc"  # another host's: liveness unknown here
-    for folder in (stale, live, other):
+    killed = base / f"{socket.gethostname()}-{dead.pid}-aaaa"
+    killed.with_name(killed.name + ".lock").write_text(json.dumps(
+        {"host": socket.gethostname(), "pid": dead.pid, "start": "x", "time": 0, "token": "t"}))
+    unowned = base / "elsewhere-123-bbbb"  # no owner lock at all: never a live run's
+    elsewhere = base / "elsewhere-456-cccc"  # another host's, its lease fresh: left alone
+    elsewhere.with_name(elsewhere.name + ".lock").write_text(json.dumps(
+        {"host": "elsewhere", "pid": 456, "start": "x", "time": 0, "token": "t"}))
+    orphan = base / f"{socket.gethostname()}-{dead.pid}-dddd.lock"  # a lock whose folder went
+    orphan.write_text(killed.with_name(killed.name + ".lock").read_text())
+    for folder in (live, killed, unowned, elsewhere):
         (folder / "group").mkdir(parents=True)
         (folder / "group" / "entry.pt").write_bytes(b"x")
-    assert remove_stale(tmp_path) == [stale]
-    assert not stale.exists() and live.exists() and other.exists()
-    assert run_folder(tmp_path).name.startswith(f"{host}-{os.getpid()}-")
+    assert remove_stale(base) == sorted([killed, unowned])
+    assert live.exists() and elsewhere.exists() and not killed.exists() and not unowned.exists()
+    assert not killed.with_name(killed.name + ".lock").exists() and not orphan.exists()
+    live_lock.release()
+    assert remove_stale(base) == [live]  # released: the folder's run is over

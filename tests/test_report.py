@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -97,7 +99,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Grid, Path]:
     (root / "tiny.yaml").write_text(GRID)
     grid = load_grid(root / "tiny.yaml")
     write_records(grid, root / "runs")
-    build_report(grid, root / "runs", root / "results")
+    build_report(grid, root / "runs", root / "results", caption="full")  # every convention, tested below
     write_index(root / "results")
     return grid, root / "results"
 
@@ -120,9 +122,9 @@ def test_power_and_inconclusive_marks(report: tuple[Grid, Path]) -> None:
              "alpha 0.05, power 0.8)")
     markdown = (tables / "summary.md").read_text()
     assert power in markdown and "The 0.2 dB target is not reached" in markdown
-    assert "| +0.58 [-0.37, +1.53] (inconclusive) " in markdown and "+1.00 (n=1)** " in markdown
+    assert "| +0.58 [-0.37, +1.53] (inconclusive) (tie) " in markdown and "+1.00 (n=1) (tie) " in markdown
     tex = (tables / "summary.tex").read_text()
-    assert r"\caption{Power ($\Delta$ PSNR" in tex and "& +0.58 [-0.37, +1.53] (inconclusive) &" in tex
+    assert r"\caption{Power ($\Delta$ PSNR" in tex and "& +0.58 [-0.37, +1.53] (inconclusive) (tie) &" in tex
     csv = pd.read_csv(tables / "summary.csv", dtype=str, keep_default_na=False).set_index("label")
     assert csv["inconclusive_psnr"].to_dict() == {"teacher (teacher-smoke)": "", "mca_dims=none": "True",
                                                   "mca_dims=both": "", "scratch": ""}
@@ -163,17 +165,22 @@ def test_markdown_table_rows_and_bold(report: tuple[Grid, Path]) -> None:
                                                        "scratch"]
     cells = {r.split("|")[2].strip(): [c.strip() for c in r.split("|")[3:-1]] for r in rows}
     assert cells["mca_dims=none"][0] == "3/3" and cells["mca_dims=both"][0] == "1/3"
-    assert cells["mca_dims=none"][1] == "**21.75 ± 1.15**"  # highest mean PSNR among students
+    # highest mean PSNR and largest Δ, but within the study's MDE (1.25 dB) of the others: a tie, not bold
+    assert cells["mca_dims=none"][1] == "21.75 ± 1.15 (tie)" and cells["scratch"][1] == "21.17 ± 1.26 (tie)"
+    assert cells["mca_dims=none"][2] == "**0.2175 ± 0.0115**"  # SSIM has no study MDE: the best is bold
     assert cells["scratch"][3] == "(reference)"
-    assert cells["mca_dims=both"][3] == "**+1.00 (n=1)**"  # one pair: no interval; largest Δ
+    assert cells["mca_dims=both"][3] == "+1.00 (n=1) (tie)"  # one pair: no interval
     assert cells["mca_dims=none"][5:] == ["0.05607", "0.026"]  # equal for all students: not bold
     assert "crop border 0 px" in text and "test counter" in text and "1x3x64x64" in text
     assert "Weights: literature/default weights, untuned." in text  # the smoke profile has no tuned file
     csv = pd.read_csv(report[1] / "tiny" / "tables" / "summary.csv").set_index("label")
-    assert csv["best_psnr_mean"].to_dict() == {"teacher (teacher-smoke)": False, "mca_dims=none": True,
+    assert csv["best_ssim_mean"].to_dict() == {"teacher (teacher-smoke)": False, "mca_dims=none": True,
                                                "mca_dims=both": False, "scratch": False}
+    assert not csv["best_psnr_mean"].any() and csv["tie_psnr_mean"].to_dict() == {
+        "teacher (teacher-smoke)": False, "mca_dims=none": True, "mca_dims=both": True, "scratch": True}
     tex = (report[1] / "tiny" / "tables" / "summary.tex").read_text()
-    assert r"\toprule" in tex and r"\textbf{21.75 $\pm$ 1.15}" in tex and r"mca\_dims=none" in tex
+    assert r"\toprule" in tex and r"\textbf{0.2175 $\pm$ 0.0115}" in tex and r"mca\_dims=none" in tex
+    assert r"21.75 $\pm$ 1.15 (tie)" in tex
 
 
 def test_missing_and_failed_cells_reported(report: tuple[Grid, Path]) -> None:
@@ -195,14 +202,16 @@ def test_every_output_file(report: tuple[Grid, Path]) -> None:
     _, results = report
     study = results / "tiny"
     for name in ("README.md", "records.csv", *(f"tables/summary.{x}" for x in ("md", "tex", "csv")),
-                 *(f"figures/{f}.{x}" for f in ("ablation", "pareto", "training", "speedup") for x in ("png", "svg"))):
+                 *(f"figures/{f}.{x}" for f in ("ablation", "training", "speedup") for x in ("png", "svg"))):
         assert (study / name).is_file(), name
     assert not list(study.glob("tables/paper_layout.*"))  # one task: the summary table has that shape
+    assert not list(study.glob("figures/pareto.*"))  # every student is student-smoke: one x, no trade-off
     for png in study.glob("figures/*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     page = (study / "README.md").read_text()
-    for link in ("tables/summary.tex", "figures/pareto.png", "figures/speedup.svg", "records.csv"):
+    for link in ("tables/summary.tex", "figures/ablation.png", "figures/speedup.svg", "records.csv"):
         assert f"]({link})" in page
+    assert "not drawn: PSNR vs MACs and params per task" in page and "same MACs and params" in page
     assert "deadbeef" in page and "torch 2.13.0" in page
     index = (results / "README.md").read_text()
     assert "](tiny/README.md)" in index and "](tiny/figures/training.png)" in index
@@ -253,3 +262,17 @@ def test_cli(report: tuple[Grid, Path], tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["report", str(grid.path), "--runs-dir", str(runs), "--out", str(tmp_path), "--json"]) == 0
     pages = json.loads(capsys.readouterr().out)
     assert [p["grid"] for p in pages] == ["tiny", "(index)"] and (tmp_path / "tiny" / "README.md").is_file()
+
+
+def test_report_command_runs_without_the_training_stack(report: tuple[Grid, Path], tmp_path: Path) -> None:
+    """``skd-bench report`` on a finished runs folder, in a fresh interpreter: neither torch nor a
+    method nor the runner is imported."""
+    grid, _ = report
+    argv = ["report", str(grid.path), "--runs-dir", str(grid.path.parent / "runs"), "--out", str(tmp_path)]
+    code = ("import sys\nfrom bench.cli import main\n"
+            f"assert main({argv!r}) == 0\n"
+            "bad = sorted(m for m in sys.modules if m.startswith(('torch', 'skd_core.methods', 'skd_core.models', "
+            "'skd_core.train.runs', 'bench.execute')))\nassert not bad, bad\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "tiny" / "README.md").is_file()

@@ -1,5 +1,5 @@
 """What identifies a number besides its config: git commit, library versions and machine (pytest-benchmark
-style)."""
+style), and the machine identity within which a rerun gives bitwise-equal records (:func:`machine_identity`)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -66,10 +67,55 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def provenance() -> dict[str, Any]:
-    """The block stored beside every result: git, versions, machine (the code identity that a
-    result's id hashes is stored in its record as ``code``, see :mod:`bench.spec.codeid`)."""
-    return {"git": git_info(), "versions": versions(), "machine": machine()}
+@functools.lru_cache(maxsize=1)
+def blas_build() -> dict[str, str | None]:
+    """The BLAS and oneDNN builds torch was compiled with, from ``torch.__config__.show()``: ``blas``
+    (``BLAS_INFO``: mkl, open, ...), ``mkl`` and ``onednn`` versions (None where absent)."""
+    text = torch.__config__.show()
+
+    def find(pattern: str) -> str | None:
+        found = re.search(pattern, text)
+        return found.group(1) if found else None
+
+    return {"blas": find(r"BLAS_INFO=([\w.-]+)"), "mkl": find(r"Math Kernel Library Version ([\d.]+)"),
+            "onednn": find(r"(?:MKL-DNN|oneDNN) v([\d.]+)")}
+
+
+def machine_identity(device: torch.device | str | None = None) -> dict[str, Any]:
+    """What, beyond code, config and seeds, decides a record's bits: the CPU model, the kernels torch
+    dispatches to (``capability``: ``torch.backends.cpu.get_cpu_capability()``), the BLAS and oneDNN
+    builds (:func:`blas_build`), the intra-op ``threads`` and, for a CUDA ``device``, the GPU's
+    ``cuda_device`` name and ``cuda_capability`` (``major.minor``); ``label``: :func:`identity_key`.
+    Records of one identity are bitwise equal on a rerun; across identities they are not."""
+    info: dict[str, Any] = {"cpu": cpu_name(), "capability": torch.backends.cpu.get_cpu_capability(),
+                            **blas_build(), "threads": torch.get_num_threads()}
+    if device is not None and torch.device(device).type == "cuda":
+        index = torch.device(device).index
+        index = torch.cuda.current_device() if index is None else index
+        info["cuda_device"] = torch.cuda.get_device_name(index)
+        info["cuda_capability"] = "{}.{}".format(*torch.cuda.get_device_capability(index))
+    return {**info, "label": identity_key(info)}
+
+
+def identity_key(identity: dict[str, Any]) -> str:
+    """A machine identity's short label, the key reports group records by, e.g. ``AMD EPYC 7B13 ·
+    AVX2 · MKL 2024.2 · oneDNN 3.12.0 · 2 threads`` (then ``· <GPU> sm <capability>`` on CUDA)."""
+    blas = f"MKL {identity['mkl']}" if identity.get("mkl") else f"BLAS {identity.get('blas') or 'unknown'}"
+    parts = [identity["cpu"], identity["capability"], blas]
+    if identity.get("onednn"):
+        parts.append(f"oneDNN {identity['onednn']}")
+    threads = identity["threads"]
+    parts.append(f"{threads} thread{'s' * (threads != 1)}")
+    if identity.get("cuda_device"):
+        parts.append(f"{identity['cuda_device']} sm {identity['cuda_capability']}")
+    return " · ".join(parts)
+
+
+def provenance(device: torch.device | str | None = None) -> dict[str, Any]:
+    """The block stored beside every result: git, versions, machine and the machine ``identity``
+    (:func:`machine_identity` on ``device``; the code identity that a result's id hashes is stored in
+    its record as ``code``, see :mod:`bench.spec.codeid`). None of it enters a result's id."""
+    return {"git": git_info(), "versions": versions(), "machine": machine(), "identity": machine_identity(device)}
 
 
 def config_hash(config: Any, n: int = 16) -> str:

@@ -8,7 +8,8 @@ labels, resolved configs, architecture keys) and the records it points to. Nothi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,10 @@ CURVE_METRICS = ("loss", "pixel_l1", "val_psnr")
 TEACHER_COLUMNS = ("task", "id", "model", "psnr", "ssim", "params", "steps")
 #: history keys of the teacher-student similarity probe: ``sim/<tap>`` (linear CKA, see bench.execute.cells)
 SIMILARITY_PREFIX = "sim/"
+#: flat record column of the machine identity's label (``bench.execute.provenance.identity_key``)
+IDENTITY_COLUMN = "provenance.identity.label"
+#: the identity group of records written before records carried one
+NOT_RECORDED = "not recorded"
 
 
 @dataclass(frozen=True)
@@ -187,3 +192,45 @@ def teacher_record(store: RunStore, teacher_id: str) -> dict[str, Any] | None:
         return store.read_record(store.teacher_dir(teacher_id))
     except SkdError:
         return None
+
+
+def record_identity(record: Mapping[str, Any] | None) -> str:
+    """The machine-identity label a record was made on, or :data:`NOT_RECORDED`."""
+    label = (((record or {}).get("provenance") or {}).get("identity") or {}).get("label")
+    return label if isinstance(label, str) and label else NOT_RECORDED
+
+
+def identity_groups(labels: Iterable[str]) -> dict[str, int]:
+    """Identity label -> number of records, most records first (:data:`NOT_RECORDED` last)."""
+    counts = Counter(labels)
+    return dict(sorted(counts.items(), key=lambda kv: (kv[0] == NOT_RECORDED, -kv[1])))
+
+
+def cell_identities(cells: pd.DataFrame) -> dict[str, int]:
+    """:func:`identity_groups` of the finished cells of a cell frame (:func:`cell_frame`)."""
+    done = cells[cells["status"] == "done"]
+    labels = done[IDENTITY_COLUMN] if IDENTITY_COLUMN in done else pd.Series(index=done.index, dtype=object)
+    return identity_groups(label if isinstance(label, str) and label else NOT_RECORDED for label in labels)
+
+
+def identity_line(groups: Mapping[str, int]) -> str:
+    """One sentence on the machine identities of a study's records (``groups``: :func:`identity_groups`):
+    mixed when two recorded identities or more occur (records are bitwise reproducible only within
+    one); empty without records."""
+    if not groups:
+        return ""
+    recorded = {k: n for k, n in groups.items() if k != NOT_RECORDED}
+    missing = groups.get(NOT_RECORDED, 0)
+    if not recorded:
+        return f"Machine identity: {NOT_RECORDED} (the records predate it)."
+    if len(recorded) == 1:
+        (label, n), = recorded.items()
+        rest = f"; {NOT_RECORDED} for {_cells(missing)} (older records)" if missing else ""
+        return f"Machine identity: {label} ({'all ' * (not missing and n > 1)}{_cells(n)}){rest}."
+    listed = "; ".join(f"{label} -> {_cells(n)}" for label, n in groups.items())
+    return (f"Mixed machine identities ({len(recorded)}; records are bitwise reproducible only within one): "
+            f"{listed}.")
+
+
+def _cells(n: int) -> str:
+    return f"{n} cell{'s' * (n != 1)}"

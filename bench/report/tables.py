@@ -3,7 +3,9 @@
 Rows: per task the teacher reference row(s), then one row per variant (label); columns: seeds
 finished/planned, PSNR (dB) and SSIM as mean ± std, Δ to the scratch student with its paired 95%
 interval, params (M) and MACs (G). The best student value per column and task is bold (Markdown,
-LaTeX) or flagged in a ``best_*`` column (CSV); a Δ whose interval spans zero is followed by
+LaTeX) or flagged in a ``best_*`` column (CSV), except where the leading students of PSNR or Δ PSNR
+differ by less than the task's minimum detectable effect: then they are followed by :data:`TIE` and
+none is bold (CSV: ``tie_*`` columns). A Δ whose interval spans zero is followed by
 :data:`INCONCLUSIVE` (CSV: ``inconclusive_*`` columns).
 """
 
@@ -28,6 +30,10 @@ BOLD = {"PSNR (dB)": "psnr_mean", "SSIM": "ssim_mean", "Δ PSNR (dB) [95% CI]": 
         "Δ SSIM [95% CI]": "d_ssim", "Params (M)": "params_M", "MACs (G)": "macs_G"}
 MISSING = "—"
 INCONCLUSIVE = "(inconclusive)"
+TIE = "(tie)"
+#: maximised dB column -> the study-level column (:mod:`.power`) holding its task's minimum detectable
+#: effect (dB), within which the leading students tie
+TIE_MDE = {"psnr_mean": "power_mde_psnr", "d_psnr": "power_mde_psnr"}
 LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                  "±": r"$\pm$", "Δ": r"$\Delta$", "—": "--", "≤": r"$\leq$", "†": r"$^\dagger$"}
@@ -36,8 +42,10 @@ LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", 
 def table_frame(summary: pd.DataFrame, teachers: pd.DataFrame) -> pd.DataFrame:
     """The table as numbers (the CSV): per task the teacher rows (``role`` teacher) then the student
     rows of ``summary`` (:func:`.stats.summarise` plus ``macs_G`` and any study-level power columns),
-    with ``best_*`` flags."""
-    students = pd.concat([summary.assign(role="student"), best_flags(summary)], axis=1)
+    with ``best_*`` and ``tie_*`` flags (:func:`tie_flags`, with the power columns' MDE)."""
+    best, ties = tie_flags(summary, best_flags(summary), {c: summary[m] for c, m in TIE_MDE.items() if m in summary},
+                           "task")
+    students = pd.concat([summary.assign(role="student"), best, ties], axis=1)
     parts = []
     for task, group in students.groupby("task", sort=False):
         teacher = teachers[teachers["task"] == task]
@@ -50,14 +58,14 @@ def table_frame(summary: pd.DataFrame, teachers: pd.DataFrame) -> pd.DataFrame:
             "macs_G": teacher["macs_G"].astype(float).to_numpy(), "teacher_id": teacher["id"].to_numpy()}))
         parts.append(group)
     table = pd.concat([p for p in parts if len(p)], ignore_index=True)
-    flags = [c for c in table if c.startswith("best_")]
+    flags = [c for c in table if c.startswith(("best_", "tie_"))]
     table[flags] = table[flags].fillna(False).astype(bool)
     return table.reindex(columns=["role", *[c for c in students if c != "role"], "teacher_id"])
 
 
 def render_rows(table: pd.DataFrame, bold: Callable[[str], str], escape: Callable[[str], str] = str) -> list[list[str]]:
     """The table's cells as text in :data:`HEADERS` order, each passed through ``escape``; ``bold``
-    marks the best cells."""
+    marks the best cells, :data:`TIE` follows tied leaders."""
     rows = []
     for _, r in table.iterrows():
         student = r["role"] == "student"
@@ -71,9 +79,69 @@ def render_rows(table: pd.DataFrame, bold: Callable[[str], str], escape: Callabl
             "Δ SSIM [95% CI]": _diff(r, "d_ssim", 4, is_ref, student),
             "Params (M)": _number(r["params_M"]), "MACs (G)": _number(r["macs_G"]),
         }
-        rows.append([bold(escape(cells[h])) if h in BOLD and bool(r.get(f"best_{BOLD[h]}", False))
-                     else escape(cells[h]) for h in HEADERS])
+        rows.append([mark(escape(cells[h]), r, BOLD.get(h), bold) for h in HEADERS])
     return rows
+
+
+def mark(text: str, row: Mapping[str, Any], column: str | None, bold: Callable[[str], str]) -> str:
+    """``text`` followed by :data:`TIE` where ``row`` has ``tie_<column>``, else bold where it has
+    ``best_<column>``; unchanged without ``column``."""
+    if column is None:
+        return text
+    if bool(row.get(f"tie_{column}", False)):
+        return f"{text} {TIE}"
+    return bold(text) if bool(row.get(f"best_{column}", False)) else text
+
+
+def tie_flags(frame: pd.DataFrame, best: pd.DataFrame, mde: Mapping[str, pd.Series],
+              by: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(best, ties)``: for each ``column`` of ``mde`` (a maximised dB column of ``frame``;
+    ``mde[column]``: the minimum detectable effect in dB on each row), the rows of a ``by`` group less
+    than the group's MDE below its best value lead it; where ``best`` (:func:`.stats.best_flags`)
+    marks a best and two rows or more lead, they get ``tie_<column>`` and the group's
+    ``best_<column>`` is cleared. No tie where the MDE is unknown (NaN); ``best`` is not modified."""
+    best, ties = best.copy(), pd.DataFrame(index=frame.index)
+    for column, limits in mde.items():
+        flag = f"best_{column}"
+        if column not in frame or flag not in best:
+            continue
+        tie = pd.Series(False, index=frame.index)
+        for _, group in frame.groupby(by, sort=False):
+            values, limit = group[column].astype(float).dropna(), limits.reindex(group.index).dropna()
+            if not len(limit) or not best.loc[group.index, flag].any():
+                continue
+            leaders = values.index[values.max() - values < float(limit.iloc[0])]
+            if len(leaders) > 1:
+                tie[leaders] = True
+                best.loc[group.index, flag] = False
+        ties[f"tie_{column}"] = tie
+    return best, ties
+
+
+def task_mdes(summary: pd.DataFrame) -> dict[str, float]:
+    """Task -> the study's minimum detectable effect of Δ PSNR (dB; ``power_mde_psnr``, see
+    :func:`.power.with_power_columns`); empty without the power columns."""
+    if "power_mde_psnr" not in summary:
+        return {}
+    return {str(t): float(m) for t, m in summary.groupby("task", sort=False)["power_mde_psnr"].first().items()}
+
+
+def tied_mdes(table: pd.DataFrame) -> dict[str, float]:
+    """Task -> its minimum detectable effect (dB) for each task of ``table`` (:func:`table_frame`)
+    with a :data:`TIE`, in table order."""
+    flags = [c for c in table if c.startswith("tie_")]
+    tied = table[table[flags].any(axis=1)] if flags else table.iloc[:0]
+    return {str(task): float(mde) for task, mde in zip(tied["task"], tied.get("power_mde_psnr", []), strict=True)}
+
+
+def tie_note(mdes: Mapping[str, float]) -> str:
+    """The caption's sentence on :data:`TIE` for the tied tasks' MDEs (``mdes``: task -> dB); empty
+    without a tie."""
+    if not mdes:
+        return ""
+    within = ", ".join(f"{task}: {mde:.2f} dB" for task, mde in mdes.items())
+    return (f"{TIE}: the leading students differ by less than the study's minimum detectable effect ({within}), "
+            "so none of them is bold (CSV: tie_* columns).")
 
 
 def markdown_table(table: pd.DataFrame, caption: str, title: str) -> str:
