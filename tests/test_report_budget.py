@@ -55,12 +55,13 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_budget_csv_rows(study: tuple[Path, Path]) -> None:
     runs, folder = study
     csv = pd.read_csv(folder / "tables" / "budget.csv")
-    assert list(csv.columns) == ["task", "student", "params_M", "steps", "psnr", "ssim", "seeds", "psnr_low",
-                                 "psnr_high", "d_psnr_teacher"]
+    assert list(csv.columns) == ["task", "student", "params_M", "steps", "psnr", "ssim", "seeds", "planned",
+                                 "psnr_low", "psnr_high", "d_psnr_teacher"]
     expected = sorted([(s, n) for s in STUDENTS for n in STEPS] + [EXPLICIT],
                       key=lambda p: (STUDENTS.index(p[0]), p[1]))
     assert list(zip(csv["student"], csv["steps"], strict=True)) == expected  # per curve, by steps
     assert (csv["task"] == "denoise25").all() and (csv["seeds"] == 1).all() and csv["psnr_low"].isna().all()
+    assert (csv["planned"] == 1).all()
     records = pd.read_csv(folder / "records.csv")
     for row in csv.itertuples():
         cell = records[(records["student"] == row.student) & (records["training.steps"] == row.steps)].iloc[0]

@@ -6,6 +6,7 @@ params and MACs. Records are written synthetically for three tasks, so nothing t
 from __future__ import annotations
 
 import re
+import statistics
 from pathlib import Path
 
 import pandas as pd
@@ -77,13 +78,16 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "finished": 1.7e9})
     atomic_write_json(runs / "arch" / "a1" / "record.json", _arch("student-smoke", STUDENT_PARAMS, 26_000_000, 50.0))
     atomic_write_json(runs / "arch" / "a2" / "record.json", _arch("teacher-smoke", TEACHER_PARAMS, 90_000_000, 100.0))
-    build_report(grid, runs, root / "results")
+    build_report(grid, runs, root / "results", caption="full")  # every convention, tested below
     return root / "results" / "multi"
 
 
 def _mean(label: str, task: str) -> float:
     seeds = [s for s in (0, 1) if (label, task, s) != MISSING_CELL]
     return sum(_psnr(label, task, s) for s in seeds) / len(seeds)
+
+
+SD = statistics.stdev([0.0, 0.1])  # the sample SD over seeds 0 and 1 of every complete cell's PSNR (dB)
 
 
 def _markdown_rows(text: str) -> list[list[str]]:
@@ -100,15 +104,17 @@ def test_markdown_layout(study: Path) -> None:
     for i, task in enumerate(TASKS):
         column = header[1 + i]
         assert table["teacher (teacher-smoke)"][column] == f"{BASE[task] + 2:.2f} / {(BASE[task] + 2) / 100:.4f}"
-        assert table["scratch"][column] == f"{_mean('scratch', task):.2f} / {_mean('scratch', task) / 100:.4f}"
+        mean = _mean("scratch", task)
+        assert table["scratch"][column] == f"{mean:.2f} ± {SD:.2f} / {mean / 100:.4f} ± {SD / 100:.4f}"
         best = _mean("skd", task)
-        assert table["skd"][column] == f"**{best:.2f}** / **{best / 100:.4f}**"  # best student, not the teacher
+        assert table["skd"][column].endswith(f"**{best / 100:.4f} ± {SD / 100:.4f}**")  # best student, not the teacher
     assert table["output_kd"]["deblur: PSNR (dB) / SSIM"].startswith(f"{_mean('output_kd', 'deblur'):.2f}†")
     assert table["teacher (teacher-smoke)"]["Params (M)"] == "0.2623" and table["skd"]["MACs (G)"] == "0.026"
     assert "**" not in table["skd"]["Params (M)"]  # equal for every student: nothing to choose
     caption = text.split("\n\n")[-1]
     for phrase in ("derain: embedded test set, Y channel", "deblur: embedded test set, RGB", "PSNR (dB)",
-                   "2 per cell", "1x3x64x64", "teacher-smoke, 6 steps", "Methods: skd, scratch, output_kd",
+                   "Mean ± sample SD over seeds: 2 per cell", "1x3x64x64", "teacher-smoke, 6 steps",
+                   "Methods: skd, scratch, output_kd",
                    "same student (student-smoke)", "†: fewer finished", "Seeds: two, enough for a test",
                    "Weights: ", "confidence intervals, and each task's minimum detectable effect, are in the summary"):
         assert phrase in caption, phrase
@@ -130,7 +136,7 @@ def test_latex_layout_is_well_formed(study: Path) -> None:
     assert [m for m in re.findall(r"\\multicolumn\{2\}\{c\}\{([^}]*)\}", group)] == list(TASKS)
     assert re.findall(r"\\cmidrule\(lr\)\{(\d+-\d+)\}", body) == ["2-3", "4-5", "6-7"]
     assert rows[2].startswith("teacher (teacher-smoke) &") and rows[3].startswith("skd &")
-    assert rf"\textbf{{{_mean('skd', 'derain'):.2f}}}" in rows[3]
+    assert rf"\textbf{{{_mean('skd', 'derain') / 100:.4f} $\pm$ {SD / 100:.4f}}}" in rows[3]
     assert r"$^\dagger$" in rows[5] and r"output\_kd" in rows[5]
     assert body.count(r"\midrule") == 2  # below the headers, below the teacher
 
@@ -145,6 +151,27 @@ def test_csv_layout_values(study: Path) -> None:
     assert csv.loc["output_kd", "deblur.n_done"] == 1 and csv.loc["output_kd", "deblur.n_cells"] == 2
     assert csv.loc["skd", "params_M"] == pytest.approx(STUDENT_PARAMS / 1e6)
     assert csv.loc["teacher (teacher-smoke)", "macs_G"] == pytest.approx(0.09)
+
+
+def test_csv_layout_has_the_sd_over_seeds(study: Path) -> None:
+    csv = pd.read_csv(study / "tables" / "paper_layout.csv").set_index("label")
+    assert csv.loc["skd", "derain.psnr_sd"] == pytest.approx(SD) and csv.loc["skd", "derain.ssim_sd"] == pytest.approx(
+        SD / 100)
+    assert pd.isna(csv.loc["output_kd", "deblur.psnr_sd"])  # one seed finished: no SD
+    assert pd.isna(csv.loc["teacher (teacher-smoke)", "derain.psnr_sd"])
+
+
+def test_short_caption_is_shorter_and_states_units_seeds_device(study: Path, tmp_path: Path) -> None:
+    root = study.parent.parent
+    build_report(load_grid(root / "multi.yaml"), root / "runs", tmp_path, caption="short")
+    full = (study / "tables" / "paper_layout.md").read_text().split("\n\n")[-1]
+    short = (tmp_path / "multi" / "tables" / "paper_layout.md").read_text().split("\n\n")[-1]
+    assert len(short) < len(full) / 2
+    for phrase in ("PSNR (dB)", "mean ± SD over 2 seeds (0, 1; profile smoke)", "CPU (cpu0)", "fp32",
+                   "literature/default weights, untuned", "index.html#conventions", "†: fewer seeds finished"):
+        assert phrase in short, phrase
+    tex = (tmp_path / "multi" / "tables" / "paper_layout.tex").read_text()
+    assert r"\caption{PSNR (dB) and SSIM: mean $\pm$ SD over 2 seeds" in tex and r"$\pm$ 0.07" in tex
 
 
 def test_page_links_the_layout(study: Path) -> None:

@@ -1,10 +1,11 @@
-"""``skd-bench report``: a grid's records -> tables (Markdown, LaTeX, CSV), figures (PNG, SVG) and
-pages (``README.md``, a static ``index.html``) under ``results/<study>/``, plus the index
+"""``skd-bench report``: a grid's records -> tables (Markdown, LaTeX, CSV), figures (PNG with an SVG
+or PDF twin) and pages (``README.md``, a static ``index.html``) under ``results/<study>/``, plus the index
 ``results/README.md``.
 
 Modules, one job each: :mod:`.records` (records -> pandas), :mod:`.measures` (per-architecture
 complexity and throughput), :mod:`.stats` (means, intervals, paired differences, Pareto front),
-:mod:`.conventions` (what every number means), :mod:`.tables`, :mod:`.figures`, :mod:`.pages`,
+:mod:`.conventions` (what every number means), :mod:`.captions` (short or full table captions),
+:mod:`.tables`, :mod:`.figures`, :mod:`.colours` (the one palette of every figure), :mod:`.pages`,
 :mod:`.html` (the static page) and :mod:`.build` (puts them together).
 """
 

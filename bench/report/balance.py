@@ -13,12 +13,14 @@ A distillation term is **inert** when its median gradient share is under :data:`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
+from .colours import label_colours, term_colours
 from .records import CellResult
 
 RECONSTRUCTION = "pixel_l1"
@@ -90,34 +92,41 @@ def balance_caption(table: pd.DataFrame) -> str:
 
 
 def balance_figure(monitor: pd.DataFrame) -> Figure:
-    """Gradient share of each loss term over training, one panel per (task, variant), mean over seeds."""
+    """Gradient share of each loss term over training, one panel per (task, variant), mean over
+    seeds; each term in its one colour (:func:`.colours.term_colours`) in every panel, one legend."""
     shares = _terms(monitor, "share/")
     panels = shares[["task", "label"]].drop_duplicates().to_numpy().tolist()
+    colours = term_colours(shares["term"])
     cols = min(4, len(panels))
     rows = -(-len(panels) // cols)
     with sns.axes_style(STYLE):
-        fig = Figure(figsize=(3.2 * cols + 1.6, 2.7 * rows + 0.5), layout="constrained")
+        fig = Figure(figsize=(3.2 * cols + 2.4, 2.7 * rows + 0.5), layout="constrained")
         axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
         for ax, (task, label) in zip(axes.flat, panels, strict=False):
             data = shares[(shares["task"] == task) & (shares["label"] == label)]
-            sns.lineplot(data=data, x="step", y="value", hue="term", errorbar=None, marker="o", markersize=3, ax=ax)
+            sns.lineplot(data=data, x="step", y="value", hue="term", errorbar=None, marker="o", markersize=3, ax=ax,
+                         palette=colours, hue_order=[t for t in colours if t in set(data["term"])], legend=False)
             ax.axhline(INERT_SHARE, color="0.5", ls=":", lw=1)
             ax.set(title=f"{task}: {label}", xlabel="step", ylabel="share of gradient norm", ylim=(0, 1.02))
-            ax.legend(fontsize=7, title=None)
         for ax in list(axes.flat)[len(panels):]:
             ax.set_visible(False)
+        fig.legend([Line2D([], [], color=c, lw=2, marker="o", markersize=3) for c in colours.values()], list(colours),
+                   loc="outside right upper", fontsize=8, title="loss term", title_fontsize=8)
         fig.suptitle(f"Loss balance: each term's share of the summed gradient norms on the student "
                      f"(dotted: the {INERT_SHARE:.0%} inert line)", fontsize=10)
     return fig
 
 
-def entropy_figure(monitor: pd.DataFrame) -> Figure:
+def entropy_figure(monitor: pd.DataFrame, colours: Mapping[str, str] | None = None) -> Figure:
     """Normalised entropy of the cross-net attention maps (1 = uniform) per tap over training:
-    one panel per (task, tap), one line per variant and dimension, mean over seeds."""
+    one panel per (task, tap), one line per variant (its colour from ``colours``, label -> colour)
+    and dimension (line style), mean over seeds."""
     ent = monitor[monitor["key"].str.startswith("entropy/")].copy()
     parts = ent["key"].str.split("/")
     ent["tap"], ent["dim"] = parts.str[1], parts.str[2]
     panels = ent[["task", "tap"]].drop_duplicates().to_numpy().tolist()
+    colours = dict(colours or label_colours(ent["label"]))
+    colours = {label: c for label, c in colours.items() if label in set(ent["label"])}
     cols = min(4, len(panels))
     rows = -(-len(panels) // cols)
     with sns.axes_style(STYLE):
@@ -126,7 +135,7 @@ def entropy_figure(monitor: pd.DataFrame) -> Figure:
         for i, (ax, (task, tap)) in enumerate(zip(axes.flat, panels, strict=False)):
             data = ent[(ent["task"] == task) & (ent["tap"] == tap)]
             sns.lineplot(data=data, x="step", y="value", hue="label", style="dim", errorbar=None, ax=ax,
-                         legend="auto" if i == len(panels) - 1 else False)
+                         palette=colours, hue_order=list(colours), legend="auto" if i == len(panels) - 1 else False)
             ax.set(title=f"{task}: {tap}", xlabel="step", ylabel="normalised entropy", ylim=(0, 1.02))
         for ax in list(axes.flat)[len(panels):]:
             ax.set_visible(False)

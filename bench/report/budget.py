@@ -6,6 +6,7 @@ each task's teacher trained on its own schedule. The numbers (``tables/budget.cs
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import pandas as pd
 
@@ -14,7 +15,8 @@ from .stats import t_interval
 STEM = "budget"
 STEPS_AXIS = "profile_overrides.student_train.steps"
 STEPS_COLUMN = f"axis.{STEPS_AXIS}"
-COLUMNS = ("task", "student", "params_M", "steps", "psnr", "ssim", "seeds", "psnr_low", "psnr_high", "d_psnr_teacher")
+COLUMNS = ("task", "student", "params_M", "steps", "psnr", "ssim", "seeds", "planned", "psnr_low", "psnr_high",
+           "d_psnr_teacher")
 
 
 def has_steps_axis(cells: pd.DataFrame) -> bool:
@@ -27,29 +29,40 @@ def series_columns(cells: pd.DataFrame) -> list[str]:
     return ["student", *(c for c in cells if c.startswith("axis.") and c not in (STEPS_COLUMN, "axis.student"))]
 
 
-def budget_frame(cells: pd.DataFrame, teachers: pd.DataFrame) -> pd.DataFrame:
+def budget_frame(cells: pd.DataFrame, teachers: pd.DataFrame,
+                 planned_steps: Mapping[str, int] | None = None) -> pd.DataFrame:
     """For a grid with a steps axis (:func:`has_steps_axis`): one row per task, curve
-    (:func:`series_columns`, in grid order) and steps trained (ascending) over its finished cells:
-    ``params_M`` (the student's), ``steps``, ``psnr`` (dB) and ``ssim`` (means over seeds),
-    ``seeds`` (finished), ``psnr_low``/``psnr_high`` (95% t interval of the mean; NaN below two
-    seeds) and ``d_psnr_teacher`` (psnr minus the task's teacher's, dB; NaN without a teacher)."""
+    (:func:`series_columns`, in grid order) and steps (ascending) over its cells, finished or not:
+    ``params_M`` (the student's), ``steps``, ``psnr`` (dB) and ``ssim`` (means over the finished
+    seeds; NaN where none finished), ``seeds`` (finished), ``planned`` (cells), ``psnr_low``/
+    ``psnr_high`` (95% t interval of the mean; NaN below two seeds) and ``d_psnr_teacher`` (psnr
+    minus the task's teacher's, dB; NaN without a teacher). A cell's steps are those its record
+    trained, else ``planned_steps[id]`` (the manifest's resolved schedule), else the axis value."""
     # the steps each cell trained (its record), so explicit cells beside the axes (e.g. a costly
-    # architecture at fewer budgets) join the curves too
-    steps_column = "training.steps" if "training.steps" in cells else STEPS_COLUMN
-    done = cells[(cells["status"] == "done") & cells[steps_column].notna()]
+    # architecture at fewer budgets) join the curves too, and unfinished ones where they were planned
+    steps = pd.Series(float("nan"), index=cells.index)
+    if "training.steps" in cells:
+        steps = steps.fillna(cells["training.steps"].where(cells["status"] == "done"))
+    steps = steps.fillna(cells["id"].map(dict(planned_steps or {})).astype(float)).fillna(cells[STEPS_COLUMN])
+    frame = cells.assign(_steps=steps)[steps.notna()]
     keys = ["task", *series_columns(cells)]
     teacher_psnr = teachers.drop_duplicates("task").set_index("task")["psnr"].astype(float)
     rows = []
-    for key, curve in done.groupby(keys, sort=False, dropna=False):
-        for steps, group in curve.groupby(steps_column, sort=True):
-            mean, low, high = t_interval(group["metrics.psnr"].astype(float).to_numpy())
-            rows.append({**dict(zip(keys, key, strict=True)), "params_M": float(group["params"].iloc[0]) / 1e6,
-                         "steps": int(steps), "psnr": mean, "ssim": float(group["metrics.ssim"].astype(float).mean()),
-                         "seeds": len(group), "psnr_low": low, "psnr_high": high,
+    for key, curve in frame.groupby(keys, sort=False, dropna=False):
+        params = curve.loc[curve["status"] == "done", "params"].astype(float).dropna()
+        for n_steps, group in curve.groupby("_steps", sort=True):
+            done = group[group["status"] == "done"]
+            mean, low, high = t_interval(done["metrics.psnr"].astype(float).to_numpy())
+            ssim = done["metrics.ssim"].astype(float).mean() if len(done) else math.nan
+            rows.append({**dict(zip(keys, key, strict=True)),
+                         "params_M": float(params.iloc[0]) / 1e6 if len(params) else math.nan,
+                         "steps": int(n_steps), "psnr": mean, "ssim": float(ssim), "seeds": len(done),
+                         "planned": len(group), "psnr_low": low, "psnr_high": high,
                          "d_psnr_teacher": mean - teacher_psnr.get(key[0], math.nan)})
     return pd.DataFrame(rows, columns=[*COLUMNS[:2], *keys[2:], *COLUMNS[2:]])
 
 
 def csv_budget(frame: pd.DataFrame) -> str:
-    """The numbers behind the budget figure, one row per point."""
+    """The numbers behind the budget figure, one row per point planned (``seeds`` 0 and empty
+    scores where none finished)."""
     return frame.to_csv(index=False, float_format="%.6g")

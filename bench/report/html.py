@@ -2,7 +2,8 @@
 (``file://``) and can be moved with its folder.
 
 Everything the README shows plus the resolved configuration: the summary table (sortable by a click
-on a header), the teachers, every drawn figure (PNG shown, PNG/SVG linked), the figures not drawn,
+on a header; every table scrolls sideways when wider than the page), the teachers, every drawn
+figure (PNG shown, PNG and its vector twin, SVG or PDF, linked), the figures not drawn,
 the unfinished cells, what every number means (:meth:`.Conventions.items`), the run info and the
 grid spec. CSS and JS are inline, every link is relative to the study folder, every text is
 HTML-escaped and nothing is fetched from the network (a Content-Security-Policy forbids it).
@@ -21,10 +22,11 @@ import yaml
 
 from skd_core.atomic import atomic_write_text
 
+from .captions import DEFAULT_CAPTION, table_caption
 from .conventions import Conventions
-from .pages import HTML_PAGE, PAGE
-from .records import GridRun, ManifestCell
-from .tables import HEADERS, render_rows
+from .pages import HTML_PAGE, PAGE, filled
+from .records import GridRun, ManifestCell, cell_identities, identity_line
+from .tables import HEADERS, render_rows, tie_note, tied_mdes
 
 #: figure file-stem prefixes shown under the qualitative heading (what the distillation does)
 QUALITATIVE_PREFIXES = ("qualitative", "error", "attention", "similarity")
@@ -37,6 +39,7 @@ CSS = """
 body{font:15px/1.45 system-ui,sans-serif;margin:2em auto;max-width:75em;padding:0 1em;color:#222}
 h1,h2,h3{line-height:1.2}nav a{margin-right:1em}code,pre{font-family:ui-monospace,monospace;font-size:13px}
 pre{background:#f6f8fa;padding:.8em;overflow:auto}
+.scroll{overflow-x:auto;max-width:100%}.scroll caption{position:sticky;left:0;max-width:min(100vw - 3em,75em)}
 table{border-collapse:collapse;margin:.8em 0}caption{text-align:left;font-weight:600;padding:.3em 0}
 th,td{border-bottom:1px solid #ddd;padding:.3em .6em;text-align:left;vertical-align:top}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
@@ -78,15 +81,18 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
 
 def write_study_html(grid: GridRun, cells: pd.DataFrame, table: pd.DataFrame, table_paths: Sequence[Path],
                      figures: Mapping[str, list[Path]], not_drawn: Mapping[str, str], conventions: Conventions,
-                     info: Sequence[tuple[str, str]], root: Path) -> Path:
+                     info: Sequence[tuple[str, str]], root: Path, caption: str = DEFAULT_CAPTION) -> Path:
     """Write ``root/index.html`` atomically; returns its path. ``table``: :func:`.tables.table_frame`,
-    ``figures``: title -> written files (PNG shown), ``root``: the study folder (links relative to it)."""
+    ``figures``: title -> written files (PNG shown, its vector twin linked), ``root``: the study folder
+    (links relative to it), ``caption``: the summary table's caption length (:data:`.captions.CAPTIONS`;
+    the Conventions section lists every convention either way)."""
     title = f"{grid.study}: {grid.description}".rstrip(": ")
     counts = cells["status"].value_counts()
     status = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("done", "failed", "running", "pending"))
     qualitative = {t: p for t, p in figures.items() if p[0].stem.startswith(QUALITATIVE_PREFIXES)}
     plots = {t: p for t, p in figures.items() if t not in qualitative}
-    sections = [("table", "Summary table", _summary(table, conventions, title)),
+    identity = identity_line(cell_identities(cells))
+    sections = [("table", "Summary table", _summary(table, conventions, title, identity, cells, caption)),
                 ("teachers", "Teachers", _teachers(table)),
                 ("figures", "Figures", _figures(plots, not_drawn, root))]
     if qualitative:
@@ -126,7 +132,9 @@ def _link(path: Path, root: Path, text: str) -> str:
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], caption: str = "",
            row_classes: Sequence[str] = ()) -> str:
-    """A sortable ``<table>``; ``rows`` hold escaped HTML; numeric-looking cells are right-aligned."""
+    """A sortable ``<table>`` in a horizontally scrolling ``<div class="scroll">`` (a wide table
+    scrolls inside the page instead of running off its right edge); ``rows`` hold escaped HTML;
+    numeric-looking cells are right-aligned."""
     head = "".join(f'<th scope="col" aria-sort="none"><button type="button">{_e(h)}</button></th>'
                    for h in headers)
     classes = list(row_classes) or [""] * len(rows)
@@ -134,17 +142,23 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], caption: str =
                                                          else f"<td>{c}</td>" for c in row) + "</tr>"
                      for row, cls in zip(rows, classes, strict=True))
     cap = f"<caption>{_e(caption)}</caption>" if caption else ""
-    return f'<table class="sortable">{cap}<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table>'
+    return (f'<div class="scroll"><table class="sortable">{cap}<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n'
+            "</tbody></table></div>")
 
 
 def _rows_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return _table(headers, [[_e(v) for v in row] for row in rows])
 
 
-def _summary(table: pd.DataFrame, conventions: Conventions, title: str) -> str:
+def _summary(table: pd.DataFrame, conventions: Conventions, title: str, identity: str, cells: pd.DataFrame,
+             kind: str) -> str:
+    """The table, its caption (``kind``: short or full; with the tie note) and the machine identity
+    line below them."""
     rows = render_rows(table, lambda s: f"<strong>{s}</strong>", _e)
-    return (_table(HEADERS, rows, title, list(table["role"])) + f'\n<p class="note">{_e(conventions.caption())} '
-            "Click a column header to sort; teacher rows are shaded.</p>")
+    caption = " ".join(t for t in (table_caption(kind, conventions, cells), tie_note(tied_mdes(table))) if t)
+    return (_table(HEADERS, rows, title, list(table["role"])) + f'\n<p class="note">{_e(caption)} '
+            "Click a column header to sort; teacher rows are shaded.</p>"
+            + (f'\n<p class="note">{_e(identity)}</p>' if identity else ""))
 
 
 def _teachers(table: pd.DataFrame) -> str:
@@ -175,7 +189,7 @@ def _unfinished(cells: pd.DataFrame) -> str:
     if not len(unfinished):
         return f"<p>None: all {len(cells)} cells finished.</p>"
     columns = [c for c in UNFINISHED_COLUMNS if c in unfinished]
-    return (_rows_table(columns, unfinished[columns].fillna("").to_numpy().tolist())
+    return (_rows_table(columns, filled(unfinished[columns]).to_numpy().tolist())
             + "<p>They are left out of the means (see the Seeds column); <code>skd-bench run</code> runs pending "
               "cells and <code>--force</code> reruns failed ones.</p>")
 

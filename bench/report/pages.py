@@ -14,6 +14,13 @@ from skd_core.atomic import atomic_write_text
 
 from .records import GridRun
 
+
+def filled(values: pd.DataFrame | pd.Series, fill: str = "") -> pd.DataFrame | pd.Series:
+    """``values`` with missing entries replaced by ``fill`` (as objects: a float column of NaNs takes a
+    string without pandas' incompatible-fill warning)."""
+    return values.astype(object).where(values.notna(), fill)
+
+
 PAGE = "README.md"
 #: hand-written findings the index shows first (``results/NOTES.md``), kept across reports
 NOTES = "NOTES.md"
@@ -79,7 +86,7 @@ def study_page(grid: GridRun, cells: pd.DataFrame, table_md: str, tables: Sequen
     lines += ["", "## Cells not finished", ""]
     if len(unfinished):
         columns = [c for c in ("label", "task", "seed", "status", "error", "id") if c in unfinished]
-        lines += [tabulate(unfinished[columns].fillna("").to_numpy().tolist(), headers=columns, tablefmt="github"),
+        lines += [tabulate(filled(unfinished[columns]).to_numpy().tolist(), headers=columns, tablefmt="github"),
                   "", "They are left out of the means (see the Seeds column); `skd-bench run` runs pending "
                   "cells and `--force` reruns failed ones."]
     else:

@@ -1,6 +1,6 @@
 """A multi-task study in the paper's layout: methods as rows (the teacher first, then each variant
-in grid order), one column group per task (PSNR in dB and SSIM, means over seeds, each scored in its
-task's convention), then the student's params (M) and MACs (G), which do not depend on the task.
+in grid order), one column group per task (PSNR in dB and SSIM, mean ± sample SD over seeds, each
+scored in its task's convention), then the student's params (M) and MACs (G), which do not depend on the task.
 Markdown (one ``PSNR / SSIM`` column per task), LaTeX (booktabs, a ``\\multicolumn`` header per task)
 and CSV. Written only for studies with two tasks or more; one task is the summary table's shape.
 """
@@ -15,13 +15,16 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
+from .captions import check_caption, short_caption
 from .conventions import Conventions, distinct_text
 from .stats import BEST, best_flags
-from .tables import MISSING, latex_escape
+from .tables import MISSING, latex_escape, mark, task_mdes, tie_flags
 
 STEM = "paper_layout"
 #: per task: layout column -> (summary column, the better direction and printed decimals)
 TASK_COLUMNS = {"psnr": ("psnr_mean", BEST["psnr_mean"]), "ssim": ("ssim_mean", BEST["ssim_mean"])}
+#: per task: layout column -> the summary column of its sample SD over seeds (``<task>.<name>_sd``)
+SD_COLUMNS = {"psnr": "psnr_std", "ssim": "ssim_std"}
 COST_COLUMNS = {"params_M": "Params (M)", "macs_G": "MACs (G)"}
 #: marks a student value averaged over fewer seeds than planned
 FEWER = "†"
@@ -33,8 +36,10 @@ SCHEDULE = "{steps} steps, batch {batch}, {crop} px crops, {optimizer} at lr {lr
 def layout_frame(summary: pd.DataFrame, teachers: pd.DataFrame, tasks: Sequence[str]) -> pd.DataFrame:
     """The table as numbers (the CSV): one row per teacher model, then one per label of ``summary``
     (:func:`.stats.summarise` with ``macs_G``) in grid order; columns role, label, model, then per
-    task ``<task>.psnr`` (dB), ``<task>.ssim``, ``<task>.n_done``, ``<task>.n_cells``, then
-    ``params_M``, ``macs_G`` and ``best_<column>`` flags (best student per column)."""
+    task ``<task>.psnr`` (dB), ``<task>.psnr_sd``, ``<task>.ssim``, ``<task>.ssim_sd`` (sample SD over
+    seeds; NaN below two and for teachers), ``<task>.n_done``, ``<task>.n_cells``, then
+    ``params_M``, ``macs_G``, ``best_<column>`` flags (best student per column) and ``tie_<task>.psnr``
+    flags (:func:`.tables.tie_flags`: leaders within the task's minimum detectable effect, not bold)."""
     teacher_rows = teachers.assign(psnr_mean=teachers["psnr"].astype(float), ssim_mean=teachers["ssim"].astype(float),
                                    params_M=teachers["params"].astype(float) / 1e6, n_done=1, n_cells=1)
     rows = [_row("teacher", f"teacher ({model})", model, group, tasks)
@@ -44,8 +49,11 @@ def layout_frame(summary: pd.DataFrame, teachers: pd.DataFrame, tasks: Sequence[
     frame = pd.DataFrame(rows)
     best = {**{f"{t}.{c}": rule for t in tasks for c, (_, rule) in TASK_COLUMNS.items()},
             **{c: BEST[c] for c in COST_COLUMNS}}
-    flags = best_flags(frame[frame["role"] == "student"], best, by="role")
-    return pd.concat([frame, flags.reindex(frame.index, fill_value=False).astype(bool)], axis=1)
+    students = frame[frame["role"] == "student"]
+    mdes = task_mdes(summary)
+    flags, ties = tie_flags(students, best_flags(students, best, by="role"),
+                            {f"{t}.psnr": pd.Series(mdes[t], index=students.index) for t in tasks if t in mdes}, "role")
+    return pd.concat([frame, *(f.reindex(frame.index, fill_value=False).astype(bool) for f in (flags, ties))], axis=1)
 
 
 def _row(role: str, label: str, model: str, by_task: pd.DataFrame, tasks: Sequence[str]) -> dict[str, Any]:
@@ -56,6 +64,8 @@ def _row(role: str, label: str, model: str, by_task: pd.DataFrame, tasks: Sequen
         found = per_task.loc[task] if task in per_task.index else None
         for name, (column, _) in TASK_COLUMNS.items():
             row[f"{task}.{name}"] = float(found[column]) if found is not None else math.nan
+            sd = found.get(SD_COLUMNS[name], math.nan) if found is not None else math.nan
+            row[f"{task}.{name}_sd"] = math.nan if pd.isna(sd) else float(sd)
         for name in ("n_done", "n_cells"):
             row[f"{task}.{name}"] = int(found[name]) if found is not None else 0
     for column in COST_COLUMNS:
@@ -71,14 +81,16 @@ def headers(tasks: Sequence[str]) -> list[str]:
 
 def render_cells(row: pd.Series, tasks: Sequence[str], bold: Callable[[str], str],
                  escape: Callable[[str], str] = str) -> list[str]:
-    """The row's texts, each passed through ``escape``: label, per task PSNR then SSIM (``†`` when
-    fewer seeds finished than planned), params, MACs; ``bold`` marks the best student values."""
+    """The row's texts, each passed through ``escape``: label, per task PSNR then SSIM as mean ± SD
+    (``†`` when fewer seeds finished than planned), params, MACs; ``bold`` marks the best student values
+    (:data:`.tables.TIE` follows tied leaders)."""
     texts = [escape(str(row["label"]))]
     for task in tasks:
         fewer = FEWER if _fewer(row, task) else ""
         for name, (_, (_, digits)) in TASK_COLUMNS.items():
-            texts.append(_mark(escape(_fixed(row[f"{task}.{name}"], digits) + fewer), row, f"{task}.{name}", bold))
-    texts += [_mark(escape(_fixed(row[c], 4, general=True)), row, c, bold) for c in COST_COLUMNS]
+            text = _mean_sd(row[f"{task}.{name}"], row.get(f"{task}.{name}_sd", math.nan), digits) + fewer
+            texts.append(mark(escape(text), row, f"{task}.{name}", bold))
+    texts += [mark(escape(_fixed(row[c], 4, general=True)), row, c, bold) for c in COST_COLUMNS]
     return texts
 
 
@@ -87,8 +99,10 @@ def _fewer(row: pd.Series, task: str) -> bool:
     return row["role"] == "student" and 0 < row[f"{task}.n_done"] < row[f"{task}.n_cells"]
 
 
-def _mark(text: str, row: pd.Series, column: str, bold: Callable[[str], str]) -> str:
-    return bold(text) if bool(row.get(f"best_{column}", False)) else text
+def _mean_sd(mean: float, sd: float, digits: int) -> str:
+    """``30.25 ± 0.07``; the mean alone without an SD (one seed, a teacher)."""
+    text = _fixed(mean, digits)
+    return text if math.isnan(mean) or pd.isna(sd) else f"{text} ± {sd:.{digits}f}"
 
 
 def _fixed(value: float, digits: int, general: bool = False) -> str:
@@ -135,16 +149,21 @@ def csv_layout(frame: pd.DataFrame) -> str:
     return frame.to_csv(index=False, float_format="%.6g")
 
 
-def layout_caption(conv: Conventions, cells: pd.DataFrame, teachers: pd.DataFrame, frame: pd.DataFrame) -> str:
-    """Every convention of the layout: seeds per cell (and why that many, when the grid says),
-    test sets and scoring per task (unit dB), params, MACs and their input size, the teacher's
-    schedule, how the methods were configured and their weights chosen (tuning: trials, split,
-    budget), where the confidence intervals and the study's power are, and what bold means."""
-    items = dict(conv.items())
+def layout_caption(conv: Conventions, cells: pd.DataFrame, teachers: pd.DataFrame, frame: pd.DataFrame,
+                   kind: str = "full") -> str:
+    """``full``: every convention of the layout: seeds per cell (and why that many, when the grid
+    says), test sets and scoring per task (unit dB), params, MACs and their input size, the
+    teacher's schedule, how the methods were configured and their weights chosen (tuning: trials,
+    split, budget), where the confidence intervals and the study's power are, and what bold means;
+    ``short``: :func:`.captions.short_caption`, the ``†`` mark where used and what bold means."""
     fewer = any(_fewer(row, task) for _, row in frame.iterrows() for task in conv.scoring)
-    seeds = (f"Means over seeds: {len(conv.seeds)} per cell (seeds {', '.join(map(str, conv.seeds))}; profile "
-             f"{conv.profile})" + (f"; {FEWER}: fewer finished (finished/planned in the summary table)." if fewer
-                                   else "."))
+    if check_caption(kind) == "short":
+        marks = [f"{FEWER}: fewer seeds finished."] if fewer else []
+        return " ".join([short_caption(conv, cells, delta=False), *marks, "Bold: best student per column."])
+    items = dict(conv.items())
+    seeds = (f"Mean ± sample SD over seeds: {len(conv.seeds)} per cell (seeds {', '.join(map(str, conv.seeds))}; "
+             f"profile {conv.profile})"
+             + (f"; {FEWER}: fewer finished (finished/planned in the summary table)." if fewer else "."))
     if conv.seeds_why:
         seeds += f" Seeds: {conv.seeds_why.strip()}"
     return " ".join([seeds, items["PSNR (dB), SSIM"], items["Params (M)"], items["MACs (G)"], _teacher_text(teachers),

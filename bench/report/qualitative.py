@@ -12,7 +12,8 @@ scored (never by running a model):
 Each variant (label) is shown by one model: its lowest seed that finished. The restored images are
 the uint8 PNGs the cells kept (the values their scores were computed from), the inputs and ground
 truths the evaluated test pairs the run store kept, so a panel's PSNR, computed in the task's
-colour space and crop border as recorded, equals the cell's per-image score.
+colour space and crop border as recorded, equals the cell's per-image score. Each figure is written
+as a PNG and a PDF twin (:func:`.figures.save_figure`; titles and scores as text in the PDF).
 """
 
 from __future__ import annotations
