@@ -86,6 +86,8 @@ def _run_and_report(session: nox.Session, studies: tuple[str, ...]) -> None:
     args = _grid_args(session, studies, "cpu")
     if "--workers" not in args:
         args += ["--workers", "2"]
+    if "--device" not in args:  # the committed cpu-profile results are CPU numbers (skd-bench's default is auto)
+        args += ["--device", "cpu"]
     session.run("skd-bench", "run", *args)
     report_args = [a for a in args if a.endswith(".yaml")] + _passthrough(args, ("--profile", "--runs-dir", "--set"))
     session.run("skd-bench", "report", *report_args)

@@ -45,3 +45,23 @@ def folder(text: str) -> Path:
 #: the common cases
 POSITIVE = int_at_least(1)
 NON_NEGATIVE = int_at_least(0)
+
+#: the one default of every ``--device`` flag (train, eval, run, tune): CUDA when this machine has
+#: it, else the CPU, which is what a researcher on a GPU machine expects; on a machine without CUDA
+#: it is the CPU, and the sessions whose results are CPU numbers pass ``--device cpu`` (noxfile.py)
+DEFAULT_DEVICE = "auto"
+
+
+def add_device(parser: argparse.ArgumentParser) -> None:
+    """The ``--device`` flag, with :data:`DEFAULT_DEVICE`."""
+    parser.add_argument("--device", default=DEFAULT_DEVICE,
+                        help=f"cpu, cuda[:i] or auto: CUDA when available, else CPU (default {DEFAULT_DEVICE})")
+
+
+def job_device(text: str, executor: str = "local") -> str:
+    """The device jobs run on: resolved on this machine (``auto`` as CUDA or CPU; a missing GPU is one
+    error before anything runs), except an explicit device for Ray workers, passed on as given (they
+    may have GPUs that this machine lacks)."""
+    from skd_core.complexity.env import resolve_device  # imports torch
+
+    return str(resolve_device(text)) if executor == "local" or text == "auto" else text

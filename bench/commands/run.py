@@ -3,40 +3,23 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from bench.commands import COMMANDS
 from bench.execute.executors import EXECUTORS
 from bench.execute.runner import run_grids
-from bench.spec.grid import load_grid
-from bench.spec.overrides import parse_overrides
-from skd_core.complexity.env import resolve_device
 
-from .argtypes import POSITIVE, folder
+from .argtypes import POSITIVE, add_device, job_device
+from .grids import add_grid_args, load_grids
 from .output import emit
-
-DEFAULT_RUNS = Path("runs")
-
-
-def add_grid_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("grids", nargs="+", type=Path, help="grid spec files (ablations/*.yaml)")
-    p.add_argument("--profile", default=None, help="replace the specs' profile (smoke, cpu, paper)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="profile override for every cell, e.g. student_train.steps=50")
-    p.add_argument("--runs-dir", type=folder, default=DEFAULT_RUNS, help="record store (default runs/)")
-
-
-def load_grids(args: argparse.Namespace) -> list:
-    overrides = parse_overrides(args.set)
-    return [load_grid(path, args.profile, overrides) for path in args.grids]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run grid specs; resumable, parallel, local or Ray")
+    p = sub.add_parser("run", help=COMMANDS["run"][1])
     add_grid_args(p)
     p.add_argument("--executor", choices=EXECUTORS, default="local")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local one)")
     p.add_argument("--workers", type=POSITIVE, default=1, help="parallel cells (CPU threads are split among them)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda[:i] or auto (default cpu)")
+    add_device(p)
     p.add_argument("--force", action="store_true", help="rerun finished cells")
     p.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
                    help="run only matching cells (label, task, seed, method, student, id or an option)")
@@ -50,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # a GPU missing here is one line, not a failed cell each; Ray workers may have GPUs that this node lacks
-    device = str(resolve_device(args.device)) if args.executor == "local" else args.device
+    device = job_device(args.device, args.executor)
     grids = load_grids(args)
     summary = run_grids(grids, args.runs_dir, executor=args.executor, workers=args.workers, device=device,
                         force=args.force, only=args.only, progress=not args.no_progress, address=args.address,

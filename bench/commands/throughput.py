@@ -11,22 +11,23 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from bench.commands import COMMANDS
 from skd_core.complexity.env import DTYPES, check_dtype, input_shape, resolve_device
 from skd_core.complexity.macs import COUNTER, count_macs
 from skd_core.complexity.throughput import COMPILE_MODES, measure_throughput
 from skd_core.models import build_model
 
-from .argtypes import NON_NEGATIVE, POSITIVE
+from .argtypes import NON_NEGATIVE, POSITIVE, add_device
 from .complexity import model_names
 from .output import emit
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("throughput", help="inference images/s, latency and peak memory (CUDA or CPU)")
+    p = sub.add_parser("throughput", help=COMMANDS["throughput"][1])
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--models", help="comma-separated presets; the first is the reference for speed-ups")
     which.add_argument("--all", action="store_true", help="every registered preset")
-    p.add_argument("--device", default="cpu", help="cpu or cuda[:i] (default cpu)")
+    add_device(p)
     p.add_argument("--batch", type=POSITIVE, nargs="+", default=[1], metavar="B", help="batch size(s): a sweep")
     p.add_argument("--size", nargs=2, type=POSITIVE, default=(128, 128), metavar=("H", "W"),
                    help="input height and width in pixels (default 128 128)")
@@ -70,6 +71,7 @@ def add_ratios(records: list[dict[str, Any]]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     names = model_names(args)
+    args.device = str(resolve_device(args.device))  # "auto" named as what it measures on
     check_dtype(args.dtype, resolve_device(args.device))
     records = [rec for name in names for rec in measure(name, args)]
     if len(names) > 1:

@@ -7,22 +7,21 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench.commands import COMMANDS
 from bench.execute.executors import EXECUTORS
-from bench.spec.tuned import TUNED_DIR, tuned_path, write_tuned
+from bench.spec.tuned import tuned_path, write_tuned
 from bench.tune.results import history_path, tuned_entries, write_history
 from bench.tune.search import search
 from bench.tune.spec import load_spec
-from skd_core.complexity.env import resolve_device
 
-from .argtypes import POSITIVE, folder
+from .argtypes import POSITIVE, add_device, folder, job_device
+from .grids import DEFAULT_RUNS
 from .output import emit
 from .report import DEFAULT_OUT
-from .run import DEFAULT_RUNS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("tune", help="tune the methods' options with the same number of trials each, on the "
-                                    "validation split; resumable, parallel, local or Ray")
+    p = sub.add_parser("tune", help=COMMANDS["tune"][1])
     p.add_argument("spec", type=Path, help="tuning spec (ablations/tuning/*.yaml)")
     p.add_argument("--profile", default=None, help="replace the spec's profile (smoke, cpu, paper)")
     p.add_argument("--trials", type=POSITIVE, default=None, help="replace the spec's trials per method")
@@ -31,11 +30,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--executor", choices=EXECUTORS, default="local")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local one)")
     p.add_argument("--workers", type=POSITIVE, default=1, help="trials run at once (CPU threads are split among them)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda[:i] or auto (default cpu)")
+    add_device(p)
     p.add_argument("--write", action=argparse.BooleanOptionalAction, default=True,
-                   help="write the best options to <tuned-dir>/<profile>.yaml, which the profile reads (default)")
-    p.add_argument("--tuned-dir", type=folder, default=TUNED_DIR, help="where the tuned-options files are "
-                                                                       "(default: bench/tuned, read by the profiles)")
+                   help="write the best options to <tuned-dir>/<profile>.yaml (default)")
+    p.add_argument("--tuned-dir", type=folder, default=None,
+                   help="where to write the tuned-options file (default <runs-dir>/tuned); the profiles read "
+                        "bench/tuned/<profile>.yaml: pass --tuned-dir bench/tuned to regenerate that file")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT,
                    help="results folder for tuning/<name>_trials.csv (default results/)")
     p.add_argument("--no-progress", action="store_true")
@@ -44,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    device = str(resolve_device(args.device)) if args.executor == "local" else args.device
+    device = job_device(args.device, args.executor)
     spec = load_spec(args.spec, args.profile, args.trials)
     log = (lambda line: None) if args.no_progress else (
         lambda line: print(f"tune {spec.name}: {line}", file=sys.stderr, flush=True))
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     history = write_history(history_path(spec, args.out), result.history)
     written = None
     if args.write:
-        written = tuned_path(spec.profile.name, args.tuned_dir)
+        written = tuned_path(spec.profile.name, args.tuned_dir or args.runs_dir / "tuned")
         write_tuned(written, *tuned_entries(spec, result))
     log(f"history {history}" + (f"; tuned options {written}" if written else "; tuned options not written"))
     emit([{"method": m, "trials": spec.trials, "best_val_psnr_dB": r.best.value, "best_trial": r.best.number,
