@@ -3,16 +3,18 @@
 Finished cells (a ``done`` record) are skipped unless ``force``; a cell is claimed with a lock file
 before it runs, so two runners on one grid (or a runner restarted after SIGKILL) never run a cell
 twice. Every failure is contained: any exception in a cell (or in the teacher it needs) becomes a
-``failed`` record with its traceback and the grid goes on; only ``KeyboardInterrupt`` and
-``SystemExit`` stop it. An unreadable record is set aside and its cell redone. The grid's manifest
-(its spec, cells, labels, ids and the architecture measurements' keys; see :mod:`bench.store`)
-is written first and completed last, so ``status`` and ``report`` know every cell of the grid.
+``failed`` record with its traceback and the grid goes on; only SIGINT and SIGTERM stop it
+(:mod:`bench.execute.signals`): the run unwinds, releasing every lock it holds (its workers' too),
+writes no record for the cells it stopped, says in one line which cells are finished and exits
+with ``SystemExit(128 + signal)``; a rerun resumes the others. An unreadable record is set aside
+and its cell redone. The grid's manifest (its spec, cells, labels, ids and the architecture
+measurements' keys; see :mod:`bench.store`) is written first and completed last, so ``status``
+and ``report`` know every cell of the grid.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
 import traceback
@@ -26,7 +28,7 @@ import torch
 
 from bench.spec.grid import Grid
 from bench.spec.plugins import load_plugins
-from bench.store import RECORD, CorruptRecordError, RunStore, non_finite_metric
+from bench.store import CorruptRecordError, RunStore, non_finite_metric
 from skd_core.errors import ConfigError
 
 from .arch import measure_all
@@ -34,12 +36,14 @@ from .cells import Cell, StudentJob, cell_teacher, cells_of, needs_teacher
 from .executors import EXECUTORS, available_cpus, executor_map
 from .manifest import manifest
 from .plan import replay_plan, select
+from .progress import cell_desc, finished_line
 from .provenance import provenance
-from .replay import ReplaySpec
+from .replay import ReplaySpec, claim_run_folder
 from .replay import remove as remove_replay
 from .replay import remove_stale as remove_stale_replay
-from .replay import run_folder as replay_folder
+from .signals import Terminated, exit_status, signals_raise, stop_signal
 from .students import run_student
+from .tblog import log_tracker
 from .teachers import prepare_teacher
 
 
@@ -58,11 +62,37 @@ def run_grids(
     replay: bool = True,
 ) -> GridSummary:
     """Run the cells of ``grids`` that match ``only`` in the run store at ``runs_dir``; ``replay``:
-    distilled cells that share a teacher and batches replay its forward (:func:`replay_plan`)."""
+    distilled cells that share a teacher and batches replay its forward (:func:`replay_plan`).
+    SIGINT or SIGTERM stops it: one line on stderr, then ``SystemExit`` with status 130 or 143."""
+    with signals_raise():
+        try:
+            return _run_grids(grids, runs_dir, executor=executor, workers=workers, device=device, force=force,
+                              only=only, progress=progress, address=address, replay=replay)
+        except (KeyboardInterrupt, Terminated) as exc:
+            print(_stopped_line(grids, runs_dir, only, stop_signal(exc).name), file=sys.stderr)
+            raise SystemExit(exit_status(exc)) from None
+
+
+def _stopped_line(grids: Sequence[Grid], runs_dir: Path, only: Iterable[str], signame: str) -> str:
+    """What a stopped run says: which of its cells are finished, and that a rerun resumes."""
+    cells, _ = select(grids, list(only))
+    store = RunStore(runs_dir)
+    done = [f"{c.label} {c.task} seed {c.seed}" for c in cells.values()
+            if store.status(store.cell_dir(c.id))[0] == "done"]
+    names = (": " + ", ".join(done[:5]) + (f" and {len(done) - 5} more" if len(done) > 5 else "")) if done else ""
+    return (f"skd-bench run: stopped by {signame} with {len(done)} of {len(cells)} cells finished{names}; "
+            f"run the same command again to resume the other {len(cells) - len(done)}")
+
+
+def _run_grids(
+    grids: Sequence[Grid], runs_dir: Path, *, executor: str, workers: int, device: str, force: bool,
+    only: Iterable[str], progress: bool, address: str | None, replay: bool,
+) -> GridSummary:
     if executor not in EXECUTORS:
         raise ConfigError(f"executor must be one of {EXECUTORS}, got {executor!r}")
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
+    log_tracker()  # a bad SKD_LOG is one error before anything runs
     store = RunStore(runs_dir).writable()
     cells, resolved = select(grids, list(only))
     earlier = {}  # the architecture keys an earlier run of a grid recorded, kept until measured again
@@ -110,23 +140,29 @@ def run_grids(
             runnable.append(cell)
     for tid, out in failed_teachers.items():
         print(f"skd-bench: teacher {tid} {out.splitlines()[0]}", file=sys.stderr)
-    remove_stale_replay(store.root)  # entries of runs killed on this host
-    replay_root = replay_folder(store.root)
-    runnable, specs = replay_plan(runnable, replay_root) if replay else (runnable, {})
-    left = Counter(spec.folder for spec in specs.values())
+    remove_stale_replay(store.replay_dir())  # entries of runs whose owner is gone
+    # each cell's name in its finished line, from the first grid that has it
+    descs = {c.id: cell_desc(grid.study, c) for grid, grid_cells in reversed(resolved) for c in grid_cells}
 
     def finished(index: int) -> None:  # a group's entries go when its last cell ends
         if (spec := specs.get(runnable[index].id)) is not None:
             left[spec.folder] -= 1
             if not left[spec.folder]:
                 remove_replay(spec.folder)
+        if progress and not sys.stderr.isatty():  # no bar on a pipe or in a log: one line per cell
+            cid = runnable[index].id
+            print(finished_line(cid, descs[cid], *store.status(store.cell_dir(cid))), file=sys.stderr, flush=True)
 
+    replay_root, replay_owner = claim_run_folder(store.replay_dir())
     try:
+        runnable, specs = replay_plan(runnable, replay_root) if replay else (runnable, {})
+        left = Counter(spec.folder for spec in specs.values())
         statuses = run(run_cell, [(c.job, c.id, store.root, device, threads, force, progress and workers == 1,
                                    specs.get(c.id)) for c in runnable], workers, "cells", address,
                        progress=progress, cpus=threads, cuda=device.startswith("cuda"), on_done=finished)
     finally:
         remove_replay(replay_root)
+        replay_owner.release()
     for status in statuses:
         if status == "done":
             summary.done += 1
@@ -153,10 +189,10 @@ def run_cell(job: StudentJob, cell_id: str, root: Path, device: str, threads: in
     store = RunStore(root)
     folder = store.cell_dir(cell_id)
     lock = store.lock(folder)
+    started = time.time()
     if not lock.try_acquire():
         return "busy"
-    started = time.time()
-    try:
+    try:  # directly after the claim: a signal delivered in between would leave the lock held
         if threads:
             torch.set_num_threads(threads)
         load_plugins(job.plugins)
@@ -171,8 +207,7 @@ def run_cell(job: StudentJob, cell_id: str, root: Path, device: str, threads: in
         if record is not None and record.get("status") == "done" and not non_finite_metric(record) and not force:
             return "skipped"
         if force and folder.exists():
-            shutil.rmtree(folder / "checkpoint", ignore_errors=True)
-            (folder / RECORD).unlink(missing_ok=True)
+            store.clear(folder)
         run_student(job, store, device, progress=progress, resume=True, replay=replay)
         return "done"
     except Exception as exc:

@@ -16,7 +16,7 @@ from torch import nn
 
 from bench.spec.plugins import load_plugins
 from bench.spec.profiles import Profile
-from bench.store import WEIGHTS, CorruptRecordError, RunStore, non_finite_metric
+from bench.store import CorruptRecordError, RunStore, non_finite_metric
 from skd_core.data import get_task, load_pairs
 from skd_core.errors import SkdError
 from skd_core.models import build_model, load_checkpoint
@@ -28,6 +28,7 @@ from .artefacts import save_artefacts
 from .cells import StudentJob, data_settings, fingerprints, teacher_config, teacher_id
 from .provenance import provenance
 from .shipped import import_shipped
+from .tblog import log_failure, log_finish, log_start
 
 
 def finished_teacher(profile: Profile, task: str, seed: int, store: RunStore,
@@ -69,13 +70,24 @@ def ensure_teacher(
         if record is None:
             record = _run_teacher(profile, task, seed, store, tid, cfg, device, progress, resume, keep_images)
     model = build_model(profile.teacher)
-    load_checkpoint(model, profile.teacher_checkpoint or folder / WEIGHTS)
+    load_checkpoint(model, profile.teacher_checkpoint or store.weights(folder))
     return model.to(device).eval(), record
 
 
 def _run_teacher(profile: Profile, task: str, seed: int, store: RunStore, tid: str, cfg: dict[str, Any],
                  device: torch.device, progress: bool, resume: bool, keep_images: Sequence[str]) -> dict[str, Any]:
     folder = store.writable().teacher_dir(tid)
+    log_start(folder, f"teacher {profile.teacher} {task} seed {seed} (teacher {tid})")
+    try:
+        return _train_and_record(profile, task, seed, store, tid, cfg, device, progress, resume, keep_images, folder)
+    except Exception as exc:
+        log_failure(folder, f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _train_and_record(profile: Profile, task: str, seed: int, store: RunStore, tid: str, cfg: dict[str, Any],
+                      device: torch.device, progress: bool, resume: bool, keep_images: Sequence[str],
+                      folder: Path) -> dict[str, Any]:
     data = data_settings(profile, keep_images)
     if profile.teacher_checkpoint:  # scored once, so reports have its row and its restorations
         model = load_checkpoint(build_model(profile.teacher), profile.teacher_checkpoint).to(device).eval()
@@ -84,12 +96,13 @@ def _run_teacher(profile: Profile, task: str, seed: int, store: RunStore, tid: s
     else:
         result = train_teacher(profile.teacher, profile.teacher_train_for(task), data, task, seed, folder, device,
                                progress, resume)
-        save_weights(result.model, folder / WEIGHTS)
+        save_weights(result.model, store.weights(folder))
     record = {"id": tid, "kind": "teacher", "status": "done", "config": cfg, "model": profile.teacher,
               "code": cfg.get("code", "checkpoint"),
               "data": fingerprints(profile, task), **result.fields,
-              **save_artefacts(store, folder, result, profile, task), "provenance": provenance(),
+              **save_artefacts(store, folder, result, profile, task), "provenance": provenance(device),
               "finished": time.time()}
+    log_finish(folder, record, result.kept)
     if bad := non_finite_metric(record):
         raise FloatingPointError(f"teacher {tid}: non-finite metric {bad}")
     store.write_record(folder, record)
