@@ -27,11 +27,15 @@ def install(session: nox.Session, extras: str = "dev") -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Unit and integration tests (CPU only; the Ray executor against a local Ray); posargs go to pytest.
+    """Unit and integration tests (CPU only; the Ray executor against a local Ray), test files in
+    parallel (pytest-xdist); posargs go to pytest instead of the defaults.
     The browser tests skip without /usr/bin/chromium unless SKD_REQUIRE_BROWSER=1 (nox passes the
     caller's environment through; .ci/run installs Chromium and sets it)."""
     install(session, "dev,ray")
-    session.run("pytest", *(session.posargs or ["-q", "--durations=15"]))
+    # test files spread over up to 4 pytest-xdist workers (one per core); a file stays on one worker,
+    # so its module fixtures are built once and the guide's steps run in order
+    session.run("pytest", *(session.posargs or ["-q", "--durations=15", "-n", "auto", "--maxprocesses", "4",
+                                                "--dist", "loadfile"]))
 
 
 @nox.session

@@ -47,7 +47,9 @@ def run_benchmarks(tree: Path, json_path: Path, select: str | None = None,
     cmd = [sys.executable, "-m", "pytest", BENCHMARKS, "--benchmark-enable", "--benchmark-only", "-q",
            "-p", "no:cacheprovider", f"--benchmark-json={json_path.resolve()}", *(["-k", select] if select else []),
            *extra_args]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")]))}
+    # a session of its own: an enclosing pytest-xdist worker's variables would turn the timing off
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")]))
     print(f"skd-bench perf: benchmarking {tree} -> {json_path}", flush=True)
     done = subprocess.run(cmd, cwd=tree, env=env)
     if done.returncode != 0 or not json_path.is_file():
