@@ -65,6 +65,7 @@ def test_same_seed_same_crops_and_noise_in_any_order():
     assert not torch.equal(a[0][0] - a[0][1], a[1][0] - a[1][1])  # fresh noise per draw
 
 
+@pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")  # more workers than CPUs: wanted
 def test_dataloader_workers_give_the_same_batches():
     crops = train_crops("embedded:deblur", None, crop=16, length=8, seed=3)
     direct = torch.stack([crops[i][0] for i in range(8)])
