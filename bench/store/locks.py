@@ -1,7 +1,8 @@
 """Claim files: at most one runner works on a job, across processes and machines sharing a folder.
 
 One rule for every lock (a cell's ``run.lock``, a teacher's ``train.lock``, a test set's
-``index.lock``, a tuning search's ``<name>.lock``): **an owner is live only when proven live**.
+``index.lock``, a tuning search's ``<name>.lock``, a teacher-replay run folder's ``<folder>.lock``):
+**an owner is live only when proven live**.
 The lock file holds the owner's ``host``, ``pid``, process ``start`` and ``time`` (JSON).
 
 - On the owner's host it is live while process ``pid`` runs (not a zombie) and its start, read
